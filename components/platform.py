@@ -1,0 +1,20 @@
+"""What every cluster component hands to the rest of the program, whichever cloud it runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+class KubernetesPlatform(Protocol):
+    """A ready cluster: a provider to create objects with, and the resources those objects must
+    depend on so that `pulumi destroy` removes them before the nodes and add-ons they run on."""
+
+    provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    storage_class_name: pulumi.Output[str]
+    workload_dependencies: Sequence[pulumi.Resource]

@@ -1,0 +1,264 @@
+"""IAM documents for EKS: who may assume each role, and what the Load Balancer Controller may do.
+
+Every document is a plain dict so tests can read it; components serialise it with json.dumps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PolicyDocument = dict[str, Any]
+
+LB_CONTROLLER_NAMESPACE = "kube-system"
+LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
+EBS_CSI_NAMESPACE = "kube-system"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+# Tag the controller puts on every load balancer, target group and security group it creates;
+# the mutating permissions below are scoped to resources that carry it.
+LB_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+
+
+def partition(region: str) -> str:
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws"
+
+
+def managed_policy_arn(region: str, name: str) -> str:
+    return f"arn:{partition(region)}:iam::aws:policy/{name}"
+
+
+def cluster_role_policies(region: str) -> list[str]:
+    return [managed_policy_arn(region, "AmazonEKSClusterPolicy")]
+
+
+def node_role_policies(region: str) -> list[str]:
+    return [
+        managed_policy_arn(region, name)
+        for name in (
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy",
+            "AmazonEC2ContainerRegistryReadOnly",
+        )
+    ]
+
+
+def ebs_csi_policy(region: str) -> str:
+    return managed_policy_arn(region, "service-role/AmazonEBSCSIDriverPolicy")
+
+
+def service_trust_policy(service: str) -> PolicyDocument:
+    """Lets an AWS service (eks.amazonaws.com, ec2.amazonaws.com) assume the role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def issuer_host(issuer_url: str) -> str:
+    return issuer_url.removeprefix("https://")
+
+
+def irsa_trust_policy(
+    oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str
+) -> PolicyDocument:
+    """Lets exactly one Kubernetes service account assume the role through the cluster's OIDC
+    provider (IAM Roles for Service Accounts)."""
+    host = issuer_host(issuer_url)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                        f"{host}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
+_READ_ACTIONS = [
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVpcs",
+    "ec2:GetSecurityGroupsForVpc",
+    "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+]
+
+_OWNED_LB_ACTIONS = [
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetSubnets",
+]
+
+
+def lb_controller_policy(region: str) -> PolicyDocument:
+    """What the AWS Load Balancer Controller needs to run Network Load Balancers for Services.
+
+    Scoped to NLBs: the chart values turn the ALB-only integrations (WAF, Shield, Cognito) off,
+    so those permissions are not granted. Anything that changes or deletes a load balancer, target
+    group or security group is limited to resources tagged as made by a controller.
+    """
+    p = partition(region)
+    owned = {"Null": {f"aws:ResourceTag/{LB_CLUSTER_TAG}": "false"}}
+    tagged_on_create = {"Null": {f"aws:RequestTag/{LB_CLUSTER_TAG}": "false"}}
+    lb_arns = [
+        f"arn:{p}:elasticloadbalancing:*:*:targetgroup/*/*",
+        f"arn:{p}:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+        f"arn:{p}:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+    ]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CreateElbServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}
+                },
+            },
+            {"Sid": "Discover", "Effect": "Allow", "Action": _READ_ACTIONS, "Resource": "*"},
+            {
+                "Sid": "CreateTaggedSecurityGroups",
+                "Effect": "Allow",
+                "Action": "ec2:CreateSecurityGroup",
+                "Resource": "*",
+            },
+            {
+                "Sid": "TagSecurityGroupsOnCreate",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": f"arn:{p}:ec2:*:*:security-group/*",
+                "Condition": {
+                    "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
+                    **tagged_on_create,
+                },
+            },
+            {
+                "Sid": "ManageOwnedSecurityGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:DeleteSecurityGroup",
+                    "ec2:CreateTags",
+                    "ec2:DeleteTags",
+                ],
+                "Resource": f"arn:{p}:ec2:*:*:security-group/*",
+                "Condition": owned,
+            },
+            {
+                "Sid": "CreateTaggedLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateLoadBalancer",
+                    "elasticloadbalancing:CreateTargetGroup",
+                ],
+                "Resource": "*",
+                "Condition": tagged_on_create,
+            },
+            {
+                "Sid": "TagOnCreate",
+                "Effect": "Allow",
+                "Action": "elasticloadbalancing:AddTags",
+                "Resource": lb_arns,
+                "Condition": {
+                    "StringEquals": {
+                        "elasticloadbalancing:CreateAction": [
+                            "CreateTargetGroup",
+                            "CreateLoadBalancer",
+                        ]
+                    },
+                    **tagged_on_create,
+                },
+            },
+            {
+                "Sid": "ManageOwnedLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    *_OWNED_LB_ACTIONS,
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:RemoveTags",
+                ],
+                "Resource": lb_arns,
+                "Condition": owned,
+            },
+            {
+                "Sid": "ManageListeners",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateListener",
+                    "elasticloadbalancing:DeleteListener",
+                    "elasticloadbalancing:ModifyListener",
+                    "elasticloadbalancing:ModifyListenerAttributes",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "RegisterTargets",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:RegisterTargets",
+                    "elasticloadbalancing:DeregisterTargets",
+                ],
+                "Resource": f"arn:{p}:elasticloadbalancing:*:*:targetgroup/*/*",
+            },
+        ],
+    }
+
+
+def lb_controller_values(
+    cluster_name: str, region: str, vpc_id: str, role_arn: str
+) -> dict[str, Any]:
+    """Helm values for the controller: IRSA service account, two replicas, ALB extras off."""
+    return {
+        "clusterName": cluster_name,
+        "region": region,
+        "vpcId": vpc_id,
+        "replicaCount": 2,
+        "serviceAccount": {
+            "create": True,
+            "name": LB_CONTROLLER_SERVICE_ACCOUNT,
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+        },
+        "enableShield": False,
+        "enableWaf": False,
+        "enableWafv2": False,
+        "podDisruptionBudget": {"maxUnavailable": 1},
+    }
+
+
+def cluster_admin_access_policy(region: str) -> str:
+    return f"arn:{partition(region)}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"

@@ -1,0 +1,107 @@
+"""Runs __main__.py for one stack under mocks, in-process, and returns what it registered.
+
+Each evaluation runs in a fresh contextvars.Context: Pulumi keeps its settings, config and root
+stack resource in context variables, so stacks evaluated one after another never share state.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import runpy
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import set_all_config, set_mocks
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from offline.mocks import CloudMocks, RecordingMonitor, Registration
+from offline.stack_files import PROJECT_DIR, project_name
+
+
+@dataclass(frozen=True)
+class StackOutput:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    resources: list[Registration]
+    outputs: dict[str, StackOutput]
+    invokes: list[str]
+    seconds: float
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def ancestors(self, resource: Registration) -> list[Registration]:
+        chain = []
+        while resource.parent:
+            parent = [r for r in self.resources if r.urn == resource.parent]
+            if not parent:
+                break
+            resource = parent[0]
+            chain.append(resource)
+        return chain
+
+
+class EvaluationError(Exception):
+    """The program raised; `resources` holds whatever it had registered by then."""
+
+    def __init__(self, cause: BaseException, resources: list[Registration]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.resources = resources
+
+
+def evaluate_stack(
+    stack: str,
+    config: Mapping[str, str],
+    *,
+    project_dir: Path = PROJECT_DIR,
+    region_hint: str | None = None,
+) -> Evaluation:
+    """Evaluate the program as `pulumi up` would, with the clouds mocked."""
+    return contextvars.Context().run(_evaluate, stack, dict(config), project_dir, region_hint)
+
+
+def _evaluate(
+    stack: str, config: dict[str, str], project_dir: Path, region_hint: str | None
+) -> Evaluation:
+    project = project_name(project_dir)
+    region = region_hint or config.get(f"{project}:region", "us-east-1")
+    monitor = RecordingMonitor(CloudMocks(region))
+    set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    set_all_config(config)
+    outputs: dict[str, StackOutput] = {}
+
+    async def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        root = get_root_resource()
+        for key, value in getattr(root, "outputs", {}).items():
+            output = pulumi.Output.from_input(value)
+            outputs[key] = StackOutput(await output.future(), bool(await output.is_secret()))
+
+    started = time.perf_counter()
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as exc:
+        raise EvaluationError(exc, monitor.registrations) from exc
+    seconds = time.perf_counter() - started
+    return Evaluation(stack, monitor.registrations, outputs, monitor.invokes, seconds)

@@ -1,0 +1,275 @@
+"""Pulumi mocks that answer the way AWS, Azure and Kubernetes would, so outputs flow onward
+(the EKS OIDC issuer into IRSA trust policies, the AKS credentials into a kubeconfig), and a
+monitor that records what the program registered, with parents, dependencies and secrets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulumi.runtime import Mocks
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.rpc import deserialize_properties
+
+ACCOUNT_ID = "123456789012"
+SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
+def _token(*parts: str, length: int = 12) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _unwrap(value: Any) -> Any:
+    """Mocks see secret inputs wrapped; clouds see the plain value."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return _unwrap(value.get("value"))
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _fake_pem_b64(name: str) -> str:
+    body = base64.b64encode(f"mock certificate authority for {name}".encode()).decode()
+    pem = f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
+class CloudMocks(Mocks):
+    """Per resource type, the state the cloud returns after create: ids, ARNs, endpoints."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = _unwrap(dict(args.inputs))
+        if not args.custom:
+            return None, {}
+        handler = _STATE.get(args.typ)
+        state = handler(self, args.name, inputs) if handler else {}
+        if args.typ in _EC2_ID_PREFIXES:
+            prefix = _EC2_ID_PREFIXES[args.typ]
+            state["__id"] = f"{prefix}-{_token(prefix, args.name, length=17)}"
+        resource_id = (
+            state.pop("__id", None) or f"{args.name}-{_token(args.typ, args.name, length=8)}"
+        )
+        return resource_id, {**inputs, **state}
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            name = str(args.args.get("resourceName"))
+            server = f"https://{name}-{_token(name, length=8)}.hcp.{self.region}.azmk8s.io:443"
+            kubeconfig = json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": name,
+                    "clusters": [
+                        {
+                            "name": name,
+                            "cluster": {
+                                "server": server,
+                                "certificate-authority-data": _fake_pem_b64(name),
+                            },
+                        }
+                    ],
+                    "users": [
+                        {
+                            "name": f"clusterUser_{name}",
+                            "user": {"token": f"mock-token-{_token('token', name, length=32)}"},
+                        }
+                    ],
+                    "contexts": [
+                        {"name": name, "context": {"cluster": name, "user": f"clusterUser_{name}"}}
+                    ],
+                }
+            )
+            encoded = base64.b64encode(kubeconfig.encode()).decode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}, []
+        return {}, []
+
+    # --- AWS ---------------------------------------------------------------------------------
+    def _arn(self, service: str, resource: str, *, regional: bool = True) -> str:
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+
+    def _eks_cluster(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        cluster = inputs.get("name") or name
+        oidc_id = _token("oidc", cluster, length=32).upper()
+        return {
+            "__id": cluster,
+            "name": cluster,
+            "arn": self._arn("eks", f"cluster/{cluster}"),
+            "endpoint": f"https://{oidc_id}.gr7.{self.region}.eks.amazonaws.com",
+            "certificateAuthority": {"data": _fake_pem_b64(cluster)},
+            "identities": [
+                {
+                    "oidcs": [
+                        {"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{oidc_id}"}
+                    ]
+                }
+            ],
+            "status": "ACTIVE",
+        }
+
+    def _iam_role(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        role = inputs.get("name") or f"{name}-{_token('role', name, length=7)}"
+        return {"__id": role, "name": role, "arn": self._arn("iam", f"role/{role}", regional=False)}
+
+    def _iam_policy(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        policy = inputs.get("name") or f"{name}-{_token('policy', name, length=7)}"
+        arn = self._arn("iam", f"policy/{policy}", regional=False)
+        return {"__id": arn, "name": policy, "arn": arn}
+
+    def _oidc_provider(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        arn = self._arn("iam", f"oidc-provider/{host}", regional=False)
+        return {"__id": arn, "arn": arn}
+
+    def _kms_key(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        key_id = _token("kms", name, length=36)
+        return {"__id": key_id, "keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
+
+    def _node_group(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        group = f"{name}-{_token('ng', name, length=8)}"
+        return {
+            "nodeGroupName": group,
+            "status": "ACTIVE",
+            "arn": self._arn("eks", f"nodegroup/{inputs.get('clusterName')}/{group}"),
+        }
+
+    # --- Azure -------------------------------------------------------------------------------
+    def _resource_group(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        group = inputs.get("resourceGroupName") or f"{name}{_token('rg', name, length=8)}"
+        return {"__id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}", "name": group}
+
+    def _managed_cluster(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        cluster = inputs.get("resourceName") or name
+        group = inputs.get("resourceGroupName")
+        return {
+            "__id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/"
+            f"Microsoft.ContainerService/managedClusters/{cluster}",
+            "name": cluster,
+            "fqdn": f"{inputs.get('dnsPrefix')}-{_token(cluster, length=8)}.hcp."
+            f"{self.region}.azmk8s.io",
+            "identity": {
+                "type": "SystemAssigned",
+                "principalId": _token("p", cluster, length=32),
+                "tenantId": _token("t", cluster, length=32),
+            },
+            "oidcIssuerProfile": {
+                "enabled": True,
+                "issuerURL": f"https://{self.region}.oic.prod-aks.azure.com/"
+                f"{_token('oic', cluster, length=32)}/",
+            },
+            "provisioningState": "Succeeded",
+        }
+
+    # --- Kubernetes --------------------------------------------------------------------------
+    def _helm_release(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        release = inputs.get("name") or f"{name}-{_token('rel', name, length=8)}"
+        return {
+            "name": release,
+            "status": {
+                "name": release,
+                "namespace": inputs.get("namespace", "default"),
+                "chart": inputs.get("chart"),
+                "version": inputs.get("version"),
+                "status": "deployed",
+                "revision": 1,
+            },
+        }
+
+
+# EC2 answers with an id of a fixed shape per kind; nothing else of its state is read onward.
+_EC2_ID_PREFIXES = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+}
+
+_STATE: dict[str, Any] = {
+    "aws:eks/cluster:Cluster": CloudMocks._eks_cluster,
+    "aws:eks/nodeGroup:NodeGroup": CloudMocks._node_group,
+    "aws:iam/role:Role": CloudMocks._iam_role,
+    "aws:iam/policy:Policy": CloudMocks._iam_policy,
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": CloudMocks._oidc_provider,
+    "aws:kms/key:Key": CloudMocks._kms_key,
+    "azure-native:resources:ResourceGroup": CloudMocks._resource_group,
+    "azure-native:containerservice:ManagedCluster": CloudMocks._managed_cluster,
+    "kubernetes:helm.sh/v3:Release": CloudMocks._helm_release,
+}
+
+
+@dataclass
+class Registration:
+    """One resource as the program registered it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def secret_inputs(self) -> set[str]:
+        """Top-level input names whose value (or part of it) was marked secret."""
+        return {k for k, v in self.inputs.items() if _contains_secret(v)}
+
+
+def _contains_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get(SIG_KEY) == SECRET_SIG or any(_contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secret(v) for v in value)
+    return False
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that also keeps what MockResourceArgs leaves out: parent and dependencies."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.invokes: list[str] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        urn = response.urn
+        registration = self.resources.get(urn)
+        self.registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                property_dependencies={
+                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                },
+                inputs=deserialize_properties(request.object),
+                state=dict(registration.state) if registration else {},
+            )
+        )
+        return response
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self.invokes.append(request.tok)
+        return super().Invoke(request)  # type: ignore[no-untyped-call]

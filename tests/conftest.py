@@ -1,0 +1,50 @@
+"""Shared fixtures: each stack file evaluated once under mocks, and graph helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from offline.evaluate import Evaluation, evaluate_stack
+from offline.mocks import Registration
+from offline.stack_files import load_stack_config
+
+
+@pytest.fixture(scope="session")
+def east() -> Evaluation:
+    return evaluate_stack("east", load_stack_config("east"))
+
+
+@pytest.fixture(scope="session")
+def west() -> Evaluation:
+    return evaluate_stack("west", load_stack_config("west"))
+
+
+def depends_on(evaluation: Evaluation, dependent: Registration, dependency: Registration) -> bool:
+    """True when `dependent` reaches `dependency` through declared or property dependencies or
+    its provider (a resource is deleted before its provider), which is what makes `pulumi
+    destroy` delete `dependent` first."""
+    seen: set[str] = set()
+    stack = [dependent.urn]
+    while stack:
+        urn = stack.pop()
+        if urn in seen:
+            continue
+        seen.add(urn)
+        resource = next((r for r in evaluation.resources if r.urn == urn), None)
+        if resource is None:
+            continue
+        edges = set(resource.dependencies)
+        for urns in resource.property_dependencies.values():
+            edges.update(urns)
+        if resource.provider:
+            edges.add(resource.provider.rsplit("::", 1)[0])
+        if dependency.urn in edges:
+            return True
+        stack.extend(edges)
+    return False
+
+
+def named(evaluation: Evaluation, type_: str, suffix: str) -> Registration:
+    matches = [r for r in evaluation.of_type(type_) if r.name.endswith(suffix)]
+    assert len(matches) == 1, f"{type_} ending {suffix!r}: {[r.name for r in matches]}"
+    return matches[0]

@@ -1,0 +1,201 @@
+"""The stack config model: the shipped stacks parse, defaults resolve, bad input is named."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, StackConfig, parse_stack_config
+from offline.evaluate import EvaluationError, evaluate_stack
+from offline.stack_files import load_stack_config
+
+P = "nats-supercluster"
+AWS = {f"{P}:cloud": "aws", f"{P}:region": "us-east-1"}
+AZURE = {f"{P}:cloud": "azure", f"{P}:region": "westus"}
+
+
+def parse(raw: dict[str, str], stack: str = "east") -> StackConfig:
+    return parse_stack_config(raw, project=P, stack=stack)
+
+
+def with_(base: dict[str, str], **values: Any) -> dict[str, str]:
+    raw = dict(base)
+    for key, value in values.items():
+        raw[f"{P}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return raw
+
+
+def test_shipped_stacks_parse_to_their_clouds() -> None:
+    east = parse(load_stack_config("east"), "east")
+    west = parse(load_stack_config("west"), "west")
+    assert (east.cloud, east.region, east.cluster_name) == ("aws", "us-east-1", "east")
+    assert (west.cloud, west.region, west.cluster_name) == ("azure", "westus", "west")
+    assert west.peers == ("east",)
+    assert east.eks is not None
+    assert east.aks is None
+    assert west.aks is not None
+    assert west.eks is None
+
+
+def test_defaults_resolve_per_cloud() -> None:
+    aws = parse(AWS)
+    azure = parse(AZURE, "west")
+    assert aws.cluster_name == "east"
+    assert aws.nodes.instance_type == "m6i.large"
+    assert aws.nodes.zones == ("us-east-1a", "us-east-1b", "us-east-1c")
+    assert azure.nodes.instance_type == "Standard_D4s_v5"
+    assert azure.nodes.zones == ("1", "2", "3")
+    assert (aws.nodes.count, aws.nodes.min_count, aws.nodes.max_count) == (3, 3, 6)
+    assert str(aws.require_eks().vpc_cidr) == "10.10.0.0/16"
+    assert azure.require_aks().sku_tier == "Standard"
+    with pytest.raises(ValueError, match="not azure"):
+        aws.require_aks()
+
+
+def test_azure_region_without_zones_is_allowed_with_an_empty_list() -> None:
+    cfg = parse(with_(AZURE, nodes={"zones": []}), "west")
+    assert cfg.nodes.zones == ()
+
+
+def test_objects_arrive_as_json_text_like_pulumi_sends_them() -> None:
+    cfg = parse(with_(AWS, nodes='{"count": 4, "maxCount": 8}', tags='{"team": "platform"}'))
+    assert cfg.nodes.count == 4
+    assert cfg.tags == {"team": "platform"}
+
+
+def test_other_projects_keys_are_ignored() -> None:
+    cfg = parse({**AWS, "aws:region": "eu-west-1", "kubernetes:context": "x"})
+    assert cfg.region == "us-east-1"
+
+
+INVALID: list[tuple[str, dict[str, str], str, str]] = [
+    # (case, config, key named in the error, text that says what is allowed)
+    ("cloud missing", {f"{P}:region": "us-east-1"}, "cloud", "'aws' or 'azure'"),
+    ("cloud unknown", with_(AWS, cloud="gcp"), "cloud", "'aws' or 'azure'"),
+    ("region missing", {f"{P}:cloud": "aws"}, "region", "required"),
+    ("azure region on aws", with_(AWS, region="westus"), "region", "us-east-1"),
+    ("aws region on azure", with_(AZURE, region="us-west-2"), "region", "westus"),
+    ("misspelt key", with_(AWS, clusterNmae="east"), "clusterNmae", "clusterName"),
+    ("misspelt nested key", with_(AWS, nodes={"cnt": 3}), "nodes.cnt", "minCount"),
+    ("cluster name not dns", with_(AWS, clusterName="East_1"), "clusterName", "DNS label"),
+    ("cluster name too long", with_(AWS, clusterName="a" * 30), "clusterName", "1-24"),
+    ("stack name not dns", AWS, "clusterName", "set clusterName"),
+    ("version unquoted", with_(AWS, kubernetesVersion="1.3"), "kubernetesVersion", "quoted"),
+    ("version too old", with_(AWS, kubernetesVersion="1.24"), "kubernetesVersion", "1.31"),
+    ("node count zero", with_(AWS, nodes={"count": 0, "minCount": 1}), "nodes.count", "1"),
+    ("count above max", with_(AWS, nodes={"count": 9, "maxCount": 6}), "nodes.count", "maxCount"),
+    ("count not a number", with_(AWS, nodes={"count": "three"}), "nodes.count", "integer"),
+    ("disk too small", with_(AWS, nodes={"diskSizeGb": 8}), "nodes.diskSizeGb", "30"),
+    (
+        "azure size on aws",
+        with_(AWS, nodes={"instanceType": "Standard_D4s_v5"}),
+        "nodes.instanceType",
+        "m6i.large",
+    ),
+    (
+        "aws size on azure",
+        with_(AZURE, nodes={"instanceType": "m6i.large"}),
+        "nodes.instanceType",
+        "Standard_D4s_v5",
+    ),
+    (
+        "zone of another region",
+        with_(AWS, nodes={"zones": ["us-west-2a", "us-west-2b"]}),
+        "nodes.zones",
+        "us-east-1a",
+    ),
+    ("one aws zone", with_(AWS, nodes={"zones": ["us-east-1a"]}), "nodes.zones", "2 or 3"),
+    ("azure zone 4", with_(AZURE, nodes={"zones": ["1", "4"]}), "nodes.zones", "'1', '2'"),
+    (
+        "zone repeated",
+        with_(AWS, nodes={"zones": ["us-east-1a", "us-east-1a"]}),
+        "nodes.zones",
+        "repeat",
+    ),
+    ("aks block on aws", with_(AWS, aks={"skuTier": "Free"}), "aks", "'azure'"),
+    ("eks block on azure", with_(AZURE, eks={}), "eks", "'aws'"),
+    ("public vpc range", with_(AWS, eks={"vpcCidr": "8.8.0.0/16"}), "eks.vpcCidr", "10.0.0.0/8"),
+    ("not a cidr", with_(AWS, eks={"vpcCidr": "10.10.0.0/33"}), "eks.vpcCidr", "IPv4"),
+    ("vpc too small", with_(AWS, eks={"vpcCidr": "10.10.0.0/24"}), "eks.vpcCidr", "/16 to /20"),
+    (
+        "service overlaps vpc",
+        with_(AWS, eks={"serviceCidr": "10.10.128.0/20"}),
+        "eks.serviceCidr",
+        "eks.vpcCidr",
+    ),
+    (
+        "nat mode unknown",
+        with_(AWS, eks={"natGateways": "none"}),
+        "eks.natGateways",
+        "'perZone' or 'single'",
+    ),
+    (
+        "bad principal arn",
+        with_(AWS, eks={"adminPrincipalArns": ["alice"]}),
+        "eks.adminPrincipalArns[0]",
+        "arn:aws",
+    ),
+    (
+        "sku tier unknown",
+        with_(AZURE, aks={"skuTier": "Premium"}),
+        "aks.skuTier",
+        "'Free' or 'Standard'",
+    ),
+    (
+        "pods overlap aks nodes",
+        with_(AZURE, aks={"podCidr": "10.224.0.0/16"}),
+        "aks.podCidr",
+        "10.224.0.0/12",
+    ),
+    (
+        "service overlaps pods",
+        with_(AZURE, aks={"serviceCidr": "10.244.0.0/20", "dnsServiceIp": "10.244.0.10"}),
+        "aks.serviceCidr",
+        "aks.podCidr",
+    ),
+    (
+        "dns ip outside services",
+        with_(AZURE, aks={"dnsServiceIp": "10.1.0.10"}),
+        "aks.dnsServiceIp",
+        "inside aks.serviceCidr",
+    ),
+    ("peer is self", with_(AZURE, peers=["west"]), "peers", "itself"),
+    ("peer not a stack name", with_(AZURE, peers=["east stack"]), "peers[0]", "stack name"),
+    ("reserved tag prefix", with_(AWS, tags={"aws:owner": "me"}), "tags.aws:owner", "reserved"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "allowed"), [pytest.param(c, k, a, id=i) for i, c, k, a in INVALID]
+)
+def test_invalid_config_names_key_and_what_is_allowed(
+    raw: dict[str, str], key: str, allowed: str
+) -> None:
+    stack = "Bad_Stack" if raw is AWS else ("west" if raw.get(f"{P}:cloud") == "azure" else "east")
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, stack)
+    assert key in caught.value.keys
+    line = next(line for line in str(caught.value).splitlines() if f"{P}:{key}:" in line)
+    assert allowed in line
+
+
+@pytest.mark.parametrize(("raw", "key"), [pytest.param(c, k, id=i) for i, c, k, _ in INVALID])
+def test_invalid_config_stops_the_program_before_any_resource(
+    raw: dict[str, str], key: str
+) -> None:
+    stack = "Bad_Stack" if raw is AWS else ("west" if raw.get(f"{P}:cloud") == "azure" else "east")
+    with pytest.raises(EvaluationError) as caught:
+        evaluate_stack(stack, raw)
+    assert isinstance(caught.value.cause, ConfigError)
+    assert key in caught.value.cause.keys
+    assert caught.value.resources == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    raw = with_(AWS, cloud="gcp", nodes={"count": -1}, clusterNmae="x")
+    with pytest.raises(ConfigError) as caught:
+        parse(raw)
+    assert set(caught.value.keys) >= {"cloud", "nodes.count", "clusterNmae"}
+    assert "nothing was created" in str(caught.value)

@@ -1,0 +1,166 @@
+"""Pure decisions in infra/: subnet plan, names, IAM documents, kubeconfigs, storage classes."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from infra import aws_iam
+from infra.config import parse_stack_config
+from infra.kubeconfig import aks_kubeconfig, eks_kubeconfig
+from infra.naming import base_name, common_tags, kubernetes_cluster_name
+from infra.network import elb_subnet_tags, subnet_plan
+from infra.storage import DEFAULT_CLASS_ANNOTATION, aks_jetstream, eks_gp3
+
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+
+
+@pytest.mark.parametrize("cidr", ["10.10.0.0/16", "172.16.0.0/18", "192.168.0.0/20"])
+def test_subnet_plan_is_disjoint_and_inside_the_vpc(cidr: str) -> None:
+    vpc = ipaddress.IPv4Network(cidr)
+    plan = subnet_plan(vpc, ZONES)
+    subnets = [s for zone in plan for s in (zone.private, zone.public)]
+    assert [z.zone for z in plan] == list(ZONES)
+    assert all(s.subnet_of(vpc) for s in subnets)
+    assert not any(a.overlaps(b) for a, b in itertools.combinations(subnets, 2))
+    assert all(z.private.num_addresses == 4 * z.public.num_addresses for z in plan)
+
+
+def test_subnet_plan_refuses_more_zones_than_it_has_room_for() -> None:
+    with pytest.raises(ValueError, match="1 to 3 zones"):
+        subnet_plan(ipaddress.IPv4Network("10.0.0.0/16"), (*ZONES, "us-east-1d"))
+
+
+def test_subnet_tags_mark_public_and_internal_load_balancer_subnets() -> None:
+    public = elb_subnet_tags("c1", public=True)
+    private = elb_subnet_tags("c1", public=False)
+    assert public == {"kubernetes.io/role/elb": "1", "kubernetes.io/cluster/c1": "shared"}
+    assert private["kubernetes.io/role/internal-elb"] == "1"
+    assert "kubernetes.io/role/elb" not in private
+
+
+def test_names_and_tags_derive_from_project_and_stack() -> None:
+    raw = {"p:cloud": "aws", "p:region": "us-east-1", "p:tags": '{"team": "platform"}'}
+    east = parse_stack_config(raw, project="p", stack="east")
+    other = parse_stack_config(raw, project="p", stack="east2")
+    assert base_name(east) == "p-east" != base_name(other)
+    assert kubernetes_cluster_name(east) == "p-east"
+    assert common_tags(east) == {
+        "project": "p",
+        "stack": "east",
+        "nats-cluster": "east",
+        "managed-by": "pulumi",
+        "team": "platform",
+    }
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [("us-east-1", "aws"), ("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn")],
+)
+def test_policy_arns_follow_the_partition(region: str, partition: str) -> None:
+    assert aws_iam.ebs_csi_policy(region).startswith(f"arn:{partition}:iam::aws:policy/")
+    assert all(a.startswith(f"arn:{partition}:") for a in aws_iam.node_role_policies(region))
+
+
+def test_irsa_trust_is_limited_to_one_service_account() -> None:
+    doc = aws_iam.irsa_trust_policy(
+        "arn:aws:iam::1:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+        "kube-system",
+        "sa",
+    )
+    (statement,) = doc["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"]["StringEquals"] == {
+        "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:kube-system:sa",
+        "oidc.eks.us-east-1.amazonaws.com/id/ABC:aud": "sts.amazonaws.com",
+    }
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def test_lb_controller_policy_limits_changes_to_resources_it_tagged() -> None:
+    doc = aws_iam.lb_controller_policy("us-east-1")
+    statements = doc["Statement"]
+    assert all("*" not in a.split(":")[1] for s in statements for a in _actions(s))
+    destructive = {
+        "elasticloadbalancing:DeleteLoadBalancer",
+        "elasticloadbalancing:DeleteTargetGroup",
+        "ec2:DeleteSecurityGroup",
+        "ec2:RevokeSecurityGroupIngress",
+    }
+    for statement in statements:
+        if destructive & set(_actions(statement)):
+            assert statement["Condition"] == {
+                "Null": {f"aws:ResourceTag/{aws_iam.LB_CLUSTER_TAG}": "false"}
+            }
+    all_actions = {a for s in statements for a in _actions(s)}
+    assert not any(
+        a.startswith(("wafv2:", "waf-regional:", "shield:", "cognito-idp:")) for a in all_actions
+    )
+    assert {
+        "elasticloadbalancing:CreateLoadBalancer",
+        "elasticloadbalancing:RegisterTargets",
+        "ec2:DescribeSubnets",
+    } <= all_actions
+    json.dumps(doc)  # serialisable as the component sends it
+
+
+def test_lb_controller_values_wire_irsa_and_turn_alb_extras_off() -> None:
+    values = aws_iam.lb_controller_values("c", "us-east-1", "vpc-1", "arn:aws:iam::1:role/r")
+    assert values["serviceAccount"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"
+    }
+    assert values["serviceAccount"]["name"] == aws_iam.LB_CONTROLLER_SERVICE_ACCOUNT
+    assert (values["enableWaf"], values["enableWafv2"], values["enableShield"]) == (
+        False,
+        False,
+        False,
+    )
+    assert values["replicaCount"] >= 2
+
+
+def test_eks_kubeconfig_authenticates_with_the_aws_cli_only() -> None:
+    config = json.loads(eks_kubeconfig("c1", "https://api.example", "Q0E=", "us-east-1"))
+    (user,) = config["users"]
+    assert user["user"]["exec"]["command"] == "aws"
+    assert user["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "c1"]
+    assert "us-east-1" in user["user"]["exec"]["args"]
+    assert "token" not in user["user"]
+    assert config["clusters"][0]["cluster"] == {
+        "server": "https://api.example",
+        "certificate-authority-data": "Q0E=",
+    }
+    assert config["current-context"] == "c1"
+
+
+def test_aks_kubeconfig_decodes_the_first_credential() -> None:
+    first = base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()
+    assert aks_kubeconfig([{"name": "clusterUser", "value": first}, {"value": "x"}]) == (
+        "apiVersion: v1\nkind: Config\n"
+    )
+    with pytest.raises(ValueError, match="no kubeconfig"):
+        aks_kubeconfig([])
+
+
+def test_storage_classes_bind_in_the_pods_zone_and_clean_up() -> None:
+    gp3, premium = eks_gp3(), aks_jetstream("Premium_ZRS")
+    for spec in (gp3, premium):
+        assert spec.volume_binding_mode == "WaitForFirstConsumer"
+        assert spec.allow_volume_expansion
+        assert spec.reclaim_policy == "Delete"
+    assert gp3.annotations == {DEFAULT_CLASS_ANNOTATION: "true"}
+    assert gp3.parameters["type"] == "gp3"
+    assert gp3.parameters["encrypted"] == "true"
+    assert premium.parameters["skuName"] == "Premium_ZRS"
+    assert premium.provisioner == "disk.csi.azure.com"
+    assert not premium.default

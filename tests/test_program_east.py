@@ -1,0 +1,206 @@
+"""Stack `east` (AWS) evaluated as a whole under mocks: what exists, what flows, what waits."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from offline.evaluate import Evaluation, evaluate_stack
+from offline.mocks import SECRET_SIG, SIG_KEY
+from offline.stack_files import load_stack_config
+from tests.conftest import depends_on, named
+
+CLUSTER = "aws:eks/cluster:Cluster"
+NODES = "aws:eks/nodeGroup:NodeGroup"
+SUBNET = "aws:ec2/subnet:Subnet"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+STORAGE = "kubernetes:storage.k8s.io/v1:StorageClass"
+ADDON = "aws:eks/addon:Addon"
+ROLE = "aws:iam/role:Role"
+OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+
+
+def test_network_spans_three_zones_with_tagged_subnets(east: Evaluation) -> None:
+    vpc = east.one("aws:ec2/vpc:Vpc")
+    assert vpc.inputs["cidrBlock"] == "10.10.0.0/16"
+    subnets = east.of_type(SUBNET)
+    assert len(subnets) == 6
+    zones = {s.inputs["availabilityZone"] for s in subnets}
+    assert zones == {"us-east-1a", "us-east-1b", "us-east-1c"}
+    for subnet in subnets:
+        tags = subnet.inputs["tags"]
+        assert tags["kubernetes.io/cluster/nats-supercluster-east"] == "shared"
+        role = (
+            "kubernetes.io/role/elb"
+            if "-public-" in subnet.name
+            else "kubernetes.io/role/internal-elb"
+        )
+        assert tags[role] == "1"
+        assert ipaddress.IPv4Network(subnet.inputs["cidrBlock"]).subnet_of(
+            ipaddress.IPv4Network("10.10.0.0/16")
+        )
+    assert len(east.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert len(east.of_type("aws:ec2/internetGateway:InternetGateway")) == 1
+
+
+def test_cluster_uses_api_auth_encryption_and_private_subnets(east: Evaluation) -> None:
+    cluster = east.one(CLUSTER)
+    assert cluster.inputs["name"] == "nats-supercluster-east"
+    assert cluster.inputs["version"] == "1.34"
+    assert cluster.inputs["accessConfig"]["authenticationMode"] == "API"
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    key = east.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert cluster.inputs["encryptionConfig"]["provider"]["keyArn"] == key.state["arn"]
+    assert cluster.inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+    private = [s for s in east.of_type(SUBNET) if "-private-" in s.name]
+    assert all(depends_on(east, cluster, s) for s in private)
+    public = [s for s in east.of_type(SUBNET) if "-public-" in s.name]
+    assert not any(depends_on(east, cluster, s) for s in public)
+
+
+def test_node_group_runs_in_private_subnets_after_its_policies(east: Evaluation) -> None:
+    nodes = east.one(NODES)
+    assert nodes.inputs["scalingConfig"] == {"desiredSize": 3, "minSize": 3, "maxSize": 6}
+    assert nodes.inputs["instanceTypes"] == ["m6i.large"]
+    assert nodes.inputs["clusterName"] == "nats-supercluster-east"
+    assert len(nodes.inputs["subnetIds"]) == 3
+    assert all(i.startswith("subnet-") for i in nodes.inputs["subnetIds"])
+    private = [s for s in east.of_type(SUBNET) if "-private-" in s.name]
+    assert all(depends_on(east, nodes, s) for s in private)
+    node_policies = [
+        r
+        for r in east.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if "-node-role-" in r.name
+    ]
+    assert {p.inputs["policyArn"].rsplit("/", 1)[-1] for p in node_policies} == {
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryReadOnly",
+    }
+    assert all(p.urn in nodes.dependencies for p in node_policies)
+    assert depends_on(east, nodes, east.one(CLUSTER))
+
+
+def test_oidc_issuer_flows_into_irsa_trust_policies(east: Evaluation) -> None:
+    cluster = east.one(CLUSTER)
+    issuer = cluster.state["identities"][0]["oidcs"][0]["issuer"]
+    oidc = east.one(OIDC)
+    assert oidc.inputs["url"] == issuer
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    host = issuer.removeprefix("https://")
+    expected = {
+        "ebs-csi-role": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+        "lbc-role": "system:serviceaccount:kube-system:aws-load-balancer-controller",
+    }
+    for suffix, subject in expected.items():
+        trust = json.loads(named(east, ROLE, suffix).inputs["assumeRolePolicy"])
+        (statement,) = trust["Statement"]
+        assert statement["Principal"]["Federated"] == oidc.state["arn"]
+        assert statement["Condition"]["StringEquals"][f"{host}:sub"] == subject
+
+
+def test_ebs_csi_addon_waits_for_nodes_and_backs_the_default_gp3_class(east: Evaluation) -> None:
+    addon = east.one(ADDON)
+    assert addon.inputs["addonName"] == "aws-ebs-csi-driver"
+    assert addon.inputs["serviceAccountRoleArn"] == named(east, ROLE, "ebs-csi-role").state["arn"]
+    assert depends_on(east, addon, east.one(NODES))
+    gp3 = east.one(STORAGE)
+    assert gp3.inputs["metadata"]["name"] == "gp3"
+    assert gp3.inputs["metadata"]["annotations"] == {
+        "storageclass.kubernetes.io/is-default-class": "true"
+    }
+    assert gp3.inputs["provisioner"] == "ebs.csi.aws.com"
+    assert gp3.inputs["parameters"]["type"] == "gp3"
+    assert depends_on(east, gp3, addon)
+
+
+def test_lb_controller_release_is_pinned_and_wired_to_its_role_and_vpc(east: Evaluation) -> None:
+    release = east.one(RELEASE)
+    assert release.inputs["chart"] == "aws-load-balancer-controller"
+    assert release.inputs["version"] == "1.13.0"
+    assert release.inputs["namespace"] == "kube-system"
+    values = release.inputs["values"]
+    assert values["clusterName"] == "nats-supercluster-east"
+    vpc_id = east.one("aws:ec2/vpc:Vpc")
+    assert values["vpcId"].startswith("vpc-")
+    assert depends_on(east, release, vpc_id)
+    role = named(east, ROLE, "lbc-role")
+    assert (
+        values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == role.state["arn"]
+    )
+    policy = east.one("aws:iam/policy:Policy")
+    assert json.loads(policy.inputs["policy"])["Statement"]
+
+
+def test_destroy_order_removes_cluster_objects_before_nodes_and_cluster(east: Evaluation) -> None:
+    nodes, cluster = east.one(NODES), east.one(CLUSTER)
+    for k8s_object in (east.one(RELEASE), east.one(STORAGE)):
+        assert depends_on(east, k8s_object, nodes), k8s_object.name
+        assert depends_on(east, k8s_object, cluster), k8s_object.name
+    assert depends_on(east, nodes, cluster)
+    assert depends_on(east, cluster, east.one("aws:ec2/vpc:Vpc"))
+
+
+def test_every_resource_has_a_parent_and_aws_ones_use_the_stack_region(east: Evaluation) -> None:
+    provider = east.one("pulumi:providers:aws")
+    assert provider.inputs["region"] == "us-east-1"
+    default_tags = json.loads(provider.inputs["defaultTags"])["tags"]
+    assert default_tags["stack"] == "east"
+    for resource in east.resources:
+        if resource.type == "nats-supercluster:aws:EksCluster":
+            continue
+        assert resource.parent, resource.name
+        assert east.ancestors(resource)[-1].type == "nats-supercluster:aws:EksCluster"
+        if resource.type.startswith("aws:"):
+            assert resource.provider.startswith(provider.urn), resource.name
+        if resource.type.startswith("kubernetes:"):
+            assert "pulumi:providers:kubernetes" in resource.provider
+
+
+def test_kubeconfig_is_secret_everywhere_and_points_at_the_cluster(east: Evaluation) -> None:
+    k8s_provider = east.one("pulumi:providers:kubernetes")
+    wrapped = k8s_provider.inputs["kubeconfig"]
+    assert wrapped[SIG_KEY] == SECRET_SIG
+    kubeconfig = json.loads(wrapped["value"])
+    cluster = east.one(CLUSTER)
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster.state["endpoint"]
+    assert (
+        kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+        == cluster.state["certificateAuthority"]["data"]
+    )
+    output = east.outputs["kubeconfig"]
+    assert output.secret
+    assert json.loads(output.value) == kubeconfig
+    assert {k for k, v in east.outputs.items() if not v.secret} == {
+        "cloud",
+        "region",
+        "natsClusterName",
+        "clusterName",
+    }
+    assert east.outputs["region"].value == "us-east-1"
+    assert east.outputs["clusterName"].value == "nats-supercluster-east"
+
+
+def test_single_nat_and_admin_principals_change_the_graph() -> None:
+    config = load_stack_config("east")
+    config["nats-supercluster:eks"] = json.dumps(
+        {
+            "natGateways": "single",
+            "adminPrincipalArns": ["arn:aws:iam::123456789012:role/platform-admins"],
+        }
+    )
+    config["nats-supercluster:nodes"] = json.dumps({"zones": ["us-east-1a", "us-east-1b"]})
+    ev = evaluate_stack("east", config)
+    (nat,) = ev.of_type("aws:ec2/natGateway:NatGateway")
+    private_routes = [
+        r for r in ev.of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    ]
+    assert len(private_routes) == 2
+    assert all(depends_on(ev, r, nat) for r in private_routes)
+    assert len(ev.of_type(SUBNET)) == 4
+    entry = ev.one("aws:eks/accessEntry:AccessEntry")
+    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-admins"
+    association = ev.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert association.inputs["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+    assert association.inputs["accessScope"] == {"type": "cluster"}
