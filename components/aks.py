@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.containerservice as aks
 from pulumi_azure_native import resources
-from pulumi_kubernetes import Provider
+from pulumi_kubernetes import Provider as KubernetesProvider
 
 from components.storage_class import storage_class
 from infra import versions
@@ -27,7 +27,7 @@ class AksCluster(pulumi.ComponentResource):
     """Implements KubernetesPlatform on Azure. The cluster's system-assigned identity manages the
     Azure load balancer and disks, so no credential of ours is involved."""
 
-    provider: Provider
+    provider: KubernetesProvider
     kubeconfig: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
     storage_class_name: pulumi.Output[str]
@@ -100,7 +100,7 @@ class AksCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
         self.kubeconfig = pulumi.Output.secret(credentials.kubeconfigs.apply(aks_kubeconfig))
-        self.provider = Provider(
+        self.provider = KubernetesProvider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             delete_unreachable=True,

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 from pulumi_aws import iam
+from pulumi_kubernetes import Provider as KubernetesProvider
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 
 from infra import aws_iam, versions
@@ -21,7 +21,7 @@ class LoadBalancerControllerArgs:
     vpc_id: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
-    kubernetes: k8s.Provider
+    kubernetes: KubernetesProvider
     # The nodes it runs on: the release must be removed before them on destroy.
     runs_on: Sequence[pulumi.Resource]
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
-import pulumi_kubernetes as k8s
-from pulumi_aws import eks, iam, kms
+from pulumi_aws import Provider as AwsProvider
+from pulumi_aws import ProviderDefaultTagsArgs, eks, iam, kms
+from pulumi_kubernetes import Provider as KubernetesProvider
 
 from components.aws_lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
@@ -34,7 +34,7 @@ class EksCluster(pulumi.ComponentResource):
     go first, then the controller, add-on and nodes, then the cluster, then the network.
     """
 
-    provider: k8s.Provider
+    provider: KubernetesProvider
     kubeconfig: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
     storage_class_name: pulumi.Output[str]
@@ -50,10 +50,10 @@ class EksCluster(pulumi.ComponentResource):
         cluster_name = kubernetes_cluster_name(cfg)
         tags = common_tags(cfg)
 
-        aws_provider = aws.Provider(
+        aws_provider = AwsProvider(
             f"{name}-aws",
             region=region,
-            default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+            default_tags=ProviderDefaultTagsArgs(tags=tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=aws_provider)
@@ -197,7 +197,7 @@ class EksCluster(pulumi.ComponentResource):
                 cluster.certificate_authority.apply(lambda c: c.data),
             ).apply(lambda a: eks_kubeconfig(a[0], a[1], a[2], region))
         )
-        self.provider = k8s.Provider(
+        self.provider = KubernetesProvider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             delete_unreachable=True,

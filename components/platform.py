@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import pulumi
-import pulumi_kubernetes as k8s
+from pulumi_kubernetes import Provider as KubernetesProvider
 
 
 class KubernetesPlatform(Protocol):
     """A ready cluster: a provider to create objects with, and the resources those objects must
     depend on so that `pulumi destroy` removes them before the nodes and add-ons they run on."""
 
-    provider: k8s.Provider
+    provider: KubernetesProvider
     kubeconfig: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
     storage_class_name: pulumi.Output[str]

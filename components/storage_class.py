@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+from pulumi_kubernetes.storage.v1 import StorageClass
 
 from infra.storage import StorageClassSpec
 
 
-def storage_class(
-    name: str, spec: StorageClassSpec, opts: pulumi.ResourceOptions
-) -> k8s.storage.v1.StorageClass:
-    return k8s.storage.v1.StorageClass(
+def storage_class(name: str, spec: StorageClassSpec, opts: pulumi.ResourceOptions) -> StorageClass:
+    return StorageClass(
         name,
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=spec.name, annotations=spec.annotations),
+        metadata=ObjectMetaArgs(name=spec.name, annotations=spec.annotations),
         provisioner=spec.provisioner,
         parameters=spec.parameters,
         reclaim_policy=spec.reclaim_policy,

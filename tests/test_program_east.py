@@ -39,7 +39,14 @@ def test_network_spans_three_zones_with_tagged_subnets(east: Evaluation) -> None
         assert ipaddress.IPv4Network(subnet.inputs["cidrBlock"]).subnet_of(
             ipaddress.IPv4Network("10.10.0.0/16")
         )
-    assert len(east.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    nats = east.of_type("aws:ec2/natGateway:NatGateway")
+    assert len(nats) == 3
+    for zone in ("us-east-1a", "us-east-1b", "us-east-1c"):
+        routes = named(east, "aws:ec2/routeTable:RouteTable", f"-private-{zone}")
+        (own_nat,) = [n for n in nats if n.name.endswith(zone)]
+        assert routes.inputs["routes"][0]["natGatewayId"].startswith("nat-")
+        assert depends_on(east, routes, own_nat)
+        assert not any(depends_on(east, routes, n) for n in nats if n is not own_nat)
     assert len(east.of_type("aws:ec2/internetGateway:InternetGateway")) == 1
 
 
