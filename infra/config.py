@@ -109,7 +109,7 @@ class NodesConfig(_Model):
     """The Kubernetes worker pool that runs NATS and the application."""
 
     instance_type: str | None = Field(
-        None, description="EC2 instance type or Azure VM size; default m6i.large / Standard_D4s_v5"
+        None, description="EC2 instance type or Azure VM size; default m6i.large / Standard_D2s_v5"
     )
     count: int = Field(3, ge=1, le=100, description="nodes at creation")
     min_count: int = Field(3, ge=1, le=100, description="lower autoscaling bound")
@@ -227,7 +227,7 @@ class ConfigError(ValueError):
         return [i.key for i in self.issues]
 
 
-DEFAULT_INSTANCE_TYPE: Mapping[Cloud, str] = {"aws": "m6i.large", "azure": "Standard_D4s_v5"}
+DEFAULT_INSTANCE_TYPE: Mapping[Cloud, str] = {"aws": "m6i.large", "azure": "Standard_D2s_v5"}
 
 
 def default_zones(cloud: Cloud, region: str) -> tuple[str, ...]:
@@ -385,7 +385,7 @@ def _check_nodes(cfg: _RawStackConfig) -> list[ConfigIssue]:
         rule, example = (
             (_AWS_INSTANCE_TYPE, "m6i.large")
             if cfg.cloud == "aws"
-            else (_AZURE_VM_SIZE, "Standard_D4s_v5")
+            else (_AZURE_VM_SIZE, "Standard_D2s_v5")
         )
         if not rule.match(nodes.instance_type):
             issues.append(

@@ -45,7 +45,7 @@ def test_defaults_resolve_per_cloud() -> None:
     assert aws.cluster_name == "east"
     assert aws.nodes.instance_type == "m6i.large"
     assert aws.nodes.zones == ("us-east-1a", "us-east-1b", "us-east-1c")
-    assert azure.nodes.instance_type == "Standard_D4s_v5"
+    assert azure.nodes.instance_type == "Standard_D2s_v5"
     assert azure.nodes.zones == ("1", "2", "3")
     assert (aws.nodes.count, aws.nodes.min_count, aws.nodes.max_count) == (3, 3, 6)
     assert str(aws.require_eks().vpc_cidr) == "10.10.0.0/16"
@@ -90,7 +90,7 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
     ("disk too small", with_(AWS, nodes={"diskSizeGb": 8}), "nodes.diskSizeGb", "30"),
     (
         "azure size on aws",
-        with_(AWS, nodes={"instanceType": "Standard_D4s_v5"}),
+        with_(AWS, nodes={"instanceType": "Standard_D2s_v5"}),
         "nodes.instanceType",
         "m6i.large",
     ),
@@ -98,7 +98,7 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
         "aws size on azure",
         with_(AZURE, nodes={"instanceType": "m6i.large"}),
         "nodes.instanceType",
-        "Standard_D4s_v5",
+        "Standard_D2s_v5",
     ),
     (
         "zone of another region",

@@ -33,7 +33,7 @@ def test_node_pool_spans_three_zones_with_autoscaling_bounds(west: Evaluation) -
     assert pool["availabilityZones"] == ["1", "2", "3"]
     assert pool["enableAutoScaling"] is True
     assert (pool["count"], pool["minCount"], pool["maxCount"]) == (3, 3, 6)
-    assert pool["vmSize"] == "Standard_D4s_v5"
+    assert pool["vmSize"] == "Standard_D2s_v5"
     assert pool["mode"] == "System"
 
 

@@ -1,0 +1,82 @@
+"""`./dev bench`: program evaluation time per stack under mocks.
+
+Two figures per stack, because they answer different questions:
+- cold: a fresh Python process, as `pulumi up` starts one: SDK imports plus evaluation;
+- warm: the same evaluation again in a process whose SDK modules are already imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from offline.evaluate import evaluate_stack
+from offline.stack_files import PROJECT_DIR, load_stack_config, stack_names
+
+_COLD_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+from offline.evaluate import evaluate_stack
+from offline.stack_files import load_stack_config
+evaluation = evaluate_stack(sys.argv[1], load_stack_config(sys.argv[1]))
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "resources": len(evaluation.resources)}))
+"""
+
+
+def cold_seconds(stack: str) -> tuple[float, int]:
+    result = subprocess.run(
+        [sys.executable, "-c", _COLD_PROBE, stack],
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return float(measured["seconds"]), int(measured["resources"])
+
+
+def warm_seconds(stack: str) -> float:
+    config = load_stack_config(stack)
+    started = time.perf_counter()
+    evaluate_stack(stack, config)
+    return time.perf_counter() - started
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(
+                line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
+    args = parser.parse_args(argv)
+    print(f"program evaluation under mocks; {datetime.now(UTC):%Y-%m-%d}; {machine()}")
+    print(f"median of {args.runs} runs\n")
+    print(f"{'stack':<8}{'resources':>10}{'cold s':>10}{'warm s':>10}")
+    for stack in stack_names():
+        colds = [cold_seconds(stack) for _ in range(args.runs)]
+        warm_seconds(stack)  # first in-process run pays the imports
+        warms = [warm_seconds(stack) for _ in range(args.runs)]
+        cold = statistics.median(c for c, _ in colds)
+        print(f"{stack:<8}{colds[0][1]:>10}{cold:>10.2f}{statistics.median(warms):>10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
