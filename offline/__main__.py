@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__)
     parser.add_argument("stacks", nargs="*", help="stacks to evaluate (default: all)")
     args = parser.parse_args(argv)
-    stacks = args.stacks or stack_names()
+    known = stack_names()
+    unknown = sorted(set(args.stacks) - set(known))
+    if unknown:
+        parser.error(f"no stack file for {', '.join(unknown)}; stacks: {', '.join(known)}")
+    stacks = args.stacks or known
 
     print(
         "OFFLINE: evaluating the Pulumi program under mocks; no cloud is contacted and nothing "
