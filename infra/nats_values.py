@@ -1,0 +1,202 @@
+"""The NATS region: names, gateway list and the official chart's values.
+
+`chart_values` is the single place that decides the server configuration. The chart turns these
+values into `nats.conf` (see `infra/nats_conf.py`, which reproduces that rendering and is checked
+against the real chart); the cloud release and the local supercluster both start from here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from infra.identities import SYSTEM_ACCOUNT, accounts_block
+
+CLIENT_PORT = 4222
+CLUSTER_PORT = 6222
+GATEWAY_PORT = 7222
+MONITOR_PORT = 8222
+
+NATS_CHART = "nats"
+NATS_CHART_REPO = "https://nats-io.github.io/k8s/helm/charts/"
+NATS_CHART_VERSION = "2.14.2"
+
+CA_SECRET_KEY = "ca.crt"
+# Labels the chart puts on its pods; the program's own LoadBalancer Service selects them.
+CHART_NAME_LABEL = "app.kubernetes.io/name"
+CHART_INSTANCE_LABEL = "app.kubernetes.io/instance"
+CHART_COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str = "1"
+    memory: str = "2Gi"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """One region as a gateway peer: its NATS cluster name and where its load balancer listens."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class RegionNames:
+    """Kubernetes names of one region; the release name is the cluster name, so the chart's
+    fullname, StatefulSet, NATS cluster and gateway all carry it."""
+
+    cluster: str
+    namespace: str
+
+    @property
+    def release(self) -> str:
+        return self.cluster
+
+    @property
+    def service(self) -> str:
+        return self.cluster
+
+    @property
+    def headless_service(self) -> str:
+        return f"{self.cluster}-headless"
+
+    @property
+    def public_service(self) -> str:
+        return f"{self.cluster}-public"
+
+    @property
+    def server_tls_secret(self) -> str:
+        return f"{self.cluster}-server-tls"
+
+    @property
+    def ca_secret(self) -> str:
+        return "nats-ca"
+
+    def client_tls_secret(self, identity: str) -> str:
+        return f"nats-client-{identity}"
+
+    def pod(self, ordinal: int) -> str:
+        return f"{self.cluster}-{ordinal}"
+
+    def selector_labels(self) -> dict[str, str]:
+        return {
+            CHART_NAME_LABEL: NATS_CHART,
+            CHART_INSTANCE_LABEL: self.release,
+            CHART_COMPONENT_LABEL: "nats",
+        }
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    names: RegionNames
+    replicas: int
+    # The public load balancer's hostname (AWS) or IP (Azure).
+    endpoint: str
+    peers: tuple[Gateway, ...]
+    server_name_prefix: str
+    jetstream: bool
+    storage_class: str
+    storage_size: str
+    resources: Resources = Resources()
+    gateway_port: int = GATEWAY_PORT
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port`, with brackets around an IPv6 address."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+def gateway_url(endpoint: str, port: int = GATEWAY_PORT) -> str:
+    return f"tls://{host_port(endpoint, port)}"
+
+
+def client_url(endpoint: str, port: int = CLIENT_PORT) -> str:
+    return f"tls://{host_port(endpoint, port)}"
+
+
+def gateways(spec: RegionSpec) -> list[dict[str, Any]]:
+    """This region first, then its peers. A region only needs the peers deployed before it:
+    a gateway that connects in is answered by a connection back, so the first region never
+    has to be told about the later ones."""
+    own = Gateway(spec.names.cluster, gateway_url(spec.endpoint, spec.gateway_port))
+    seen: set[str] = set()
+    listed: list[dict[str, Any]] = []
+    for gateway in (own, *spec.peers):
+        if gateway.name in seen:
+            continue
+        seen.add(gateway.name)
+        listed.append({"name": gateway.name, "urls": [gateway.url]})
+    return listed
+
+
+def chart_values(spec: RegionSpec) -> dict[str, Any]:
+    """Values for the official NATS chart. TLS everywhere from Kubernetes Secrets referenced by
+    name (no key material in values); mTLS with certificate-to-user mapping for clients; verified
+    TLS between servers on routes and gateways; the accounts; JetStream on PVCs."""
+    names = spec.names
+    server_tls = {"enabled": True, "secretName": names.server_tls_secret}
+    return {
+        "fullnameOverride": names.cluster,
+        "config": {
+            "serverNamePrefix": spec.server_name_prefix,
+            "cluster": {
+                "enabled": True,
+                "replicas": spec.replicas,
+                "tls": {**server_tls, "merge": {"verify": True}},
+            },
+            "gateway": {
+                "enabled": True,
+                "tls": {**server_tls, "merge": {"verify": True}},
+                "merge": {
+                    "advertise": host_port(spec.endpoint, spec.gateway_port),
+                    "gateways": gateways(spec),
+                },
+            },
+            "nats": {"tls": {**server_tls, "merge": {"verify_and_map": True}}},
+            "jetstream": {
+                "enabled": spec.jetstream,
+                "fileStore": {
+                    "pvc": {"size": spec.storage_size, "storageClassName": spec.storage_class}
+                },
+            },
+            "merge": {"accounts": accounts_block(), "system_account": SYSTEM_ACCOUNT},
+        },
+        "tlsCA": {"enabled": True, "secretName": names.ca_secret, "key": CA_SECRET_KEY},
+        "container": {
+            "resources": {
+                "requests": {"cpu": spec.resources.cpu, "memory": spec.resources.memory},
+                "limits": {"memory": spec.resources.memory},
+            },
+            # GOMEMLIMIT keeps the Go heap under the container limit instead of being OOM-killed.
+            "env": {"GOMEMLIMIT": _go_mem_limit(spec.resources.memory)},
+        },
+        "podTemplate": {
+            # Gateway and TLS changes need a restart: the checksum rolls the pods on change.
+            "configChecksumAnnotation": True,
+            "topologySpreadConstraints": {
+                "topology.kubernetes.io/zone": {
+                    "maxSkew": 1,
+                    "whenUnsatisfiable": "DoNotSchedule",
+                },
+                "kubernetes.io/hostname": {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"},
+            },
+        },
+        "podDisruptionBudget": {"enabled": True},
+        "service": {"enabled": True},
+        "natsBox": {"enabled": False},
+    }
+
+
+def _go_mem_limit(memory: str) -> str:
+    """90% of a Kubernetes quantity like '2Gi', in MiB."""
+    units = {"Mi": 1, "Gi": 1024}
+    number, unit = memory[:-2], memory[-2:]
+    return f"{int(float(number) * units[unit] * 0.9)}MiB"

@@ -1,0 +1,98 @@
+"""The certificates of the supercluster: one CA for every region, a server certificate per region
+whose names cover every way a peer or client reaches it, and one client certificate per identity.
+
+Both the Pulumi program (pulumi-tls) and the local supercluster (cryptography) issue exactly
+these specs, so what runs locally is what the clouds get.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from infra.identities import CERT_ORGANIZATION, IDENTITIES, Identity
+
+KEY_ALGORITHM = "ECDSA"
+ECDSA_CURVE = "P256"
+CA_VALIDITY_HOURS = 10 * 365 * 24
+LEAF_VALIDITY_HOURS = 365 * 24
+# pulumi-tls renews a leaf (replaces it on the next `pulumi up`) this long before it expires.
+EARLY_RENEWAL_HOURS = 30 * 24
+
+SERVER_USAGES = ("digital_signature", "key_encipherment", "server_auth", "client_auth")
+CLIENT_USAGES = ("digital_signature", "key_encipherment", "client_auth")
+CA_USAGES = ("cert_signing", "crl_signing", "digital_signature")
+
+
+@dataclass(frozen=True)
+class SubjectAltNames:
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    common_name: str
+    organization: str
+    usages: tuple[str, ...]
+    sans: SubjectAltNames = SubjectAltNames((), ())
+    validity_hours: int = LEAF_VALIDITY_HOURS
+
+
+def ca_spec(project: str) -> CertSpec:
+    return CertSpec(
+        common_name=f"{project} supercluster CA",
+        organization=CERT_ORGANIZATION,
+        usages=CA_USAGES,
+        validity_hours=CA_VALIDITY_HOURS,
+    )
+
+
+def in_cluster_names(service: str, headless: str, namespace: str) -> tuple[str, ...]:
+    """Every name a client or route peer uses inside Kubernetes: the client Service at each level
+    of qualification, and each pod behind the headless Service (routes dial `<pod>.<headless>`).
+    `localhost` serves `kubectl port-forward` with full verification."""
+    names: list[str] = ["localhost"]
+    for base, wildcard in ((service, False), (headless, True)):
+        for suffix in ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local"):
+            names.append(f"*.{base}{suffix}" if wildcard else f"{base}{suffix}")
+    return tuple(names)
+
+
+def server_sans(service: str, headless: str, namespace: str, endpoint: str) -> SubjectAltNames:
+    """The in-cluster names plus the public endpoint: a DNS name (AWS NLB) or an IP (Azure LB)."""
+    dns = list(in_cluster_names(service, headless, namespace))
+    ips: list[str] = []
+    if _is_ip(endpoint):
+        ips.append(endpoint)
+    elif endpoint not in dns:
+        dns.append(endpoint)
+    return SubjectAltNames(tuple(dns), tuple(ips))
+
+
+def server_spec(cluster_name: str, sans: SubjectAltNames) -> CertSpec:
+    """Servers present this certificate to clients and, as clients themselves, to route and
+    gateway peers, hence both server and client auth."""
+    return CertSpec(
+        common_name=f"nats-server {cluster_name}",
+        organization=CERT_ORGANIZATION,
+        usages=SERVER_USAGES,
+        sans=sans,
+    )
+
+
+def client_spec(who: Identity) -> CertSpec:
+    """No SANs: the server maps the subject DN (`CN=<name>,O=...`) to the identity's user."""
+    return CertSpec(common_name=who.name, organization=CERT_ORGANIZATION, usages=CLIENT_USAGES)
+
+
+def client_specs() -> dict[str, CertSpec]:
+    return {who.name: client_spec(who) for who in IDENTITIES}
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

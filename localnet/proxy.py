@@ -1,0 +1,90 @@
+"""A TCP load balancer for the local regions: round-robin over a region's servers, like the cloud
+load balancer in front of the NATS pods. It can add a delay per direction (a stand-in for the
+distance between regions) and be cut and restored (a partition)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+
+class TcpProxy:
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        targets: Sequence[tuple[str, int]],
+        *,
+        one_way_delay_ms: float = 0.0,
+    ) -> None:
+        self.listen = listen
+        self.targets = list(targets)
+        self.one_way_delay = one_way_delay_ms / 1000
+        self._next = itertools.cycle(range(len(self.targets)))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self._open())
+
+    def stop(self) -> None:
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def cut(self) -> None:
+        """Stop accepting and drop every connection, as a lost link between regions."""
+        self._call(self._close())
+
+    def restore(self) -> None:
+        self._call(self._open())
+
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    async def _open(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, *self.listen)
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._connections):
+            writer.close()
+        self._connections.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = None
+        for _ in self.targets:
+            host, port = self.targets[next(self._next)]
+            with contextlib.suppress(OSError):
+                upstream = await asyncio.open_connection(host, port)
+                break
+        if upstream is None:
+            writer.close()
+            return
+        up_reader, up_writer = upstream
+        self._connections.update((writer, up_writer))
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+        self._connections.discard(writer)
+        self._connections.discard(up_writer)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.one_way_delay:
+                    await asyncio.sleep(self.one_way_delay)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()

