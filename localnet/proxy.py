@@ -37,6 +37,7 @@ class TcpProxy:
         self._call(self._close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
     def cut(self) -> None:
         """Stop accepting and drop every connection, as a lost link between regions."""

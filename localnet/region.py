@@ -33,10 +33,19 @@ from localnet.proxy import TcpProxy
 LOOPBACK = "127.0.0.1"
 
 
+_HANDED_OUT: set[tuple[str, int]] = set()
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port free now and not handed out before in this process: the kernel readily offers a
+    just-released port again, which would give two servers the same port."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if (host, port) not in _HANDED_OUT:
+            _HANDED_OUT.add((host, port))
+            return port
 
 
 def nats_server_binary() -> str:

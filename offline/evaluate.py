@@ -6,6 +6,7 @@ stack resource in context variables, so stacks evaluated one after another never
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import runpy
 import time
@@ -78,7 +79,13 @@ def evaluate_stack(
     region_hint: str | None = None,
 ) -> Evaluation:
     """Evaluate the program as `pulumi up` would, with the clouds mocked."""
-    return contextvars.Context().run(_evaluate, stack, dict(config), project_dir, region_hint)
+    loop = asyncio.new_event_loop()  # Pulumi's runner drives the current loop of the thread
+    asyncio.set_event_loop(loop)
+    try:
+        return contextvars.Context().run(_evaluate, stack, dict(config), project_dir, region_hint)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 def _evaluate(
@@ -103,5 +110,7 @@ def _evaluate(
         _sync_await(run_pulumi_func(program))
     except Exception as exc:
         raise EvaluationError(exc, monitor.registrations) from exc
+    finally:
+        monitor.close()
     seconds = time.perf_counter() - started
     return Evaluation(stack, monitor.registrations, outputs, monitor.invokes, seconds)

@@ -4,6 +4,7 @@ monitor that records what the program registered, with parents, dependencies and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -245,8 +246,27 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
         self.invokes: list[str] = []
+        self._thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def _live_thread_loop(self) -> None:
+        """MockMonitor runs on worker threads and gives each one an event loop it never closes;
+        create it here instead, so `close` can."""
+        try:
+            if not asyncio.get_event_loop_policy().get_event_loop().is_closed():
+                return
+        except RuntimeError:
+            pass
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._thread_loops.append(loop)
+
+    def close(self) -> None:
+        for loop in self._thread_loops:
+            loop.close()
+        self._thread_loops.clear()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._live_thread_loop()
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -271,5 +291,6 @@ class RecordingMonitor(MockMonitor):
         return response
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._live_thread_loop()
         self.invokes.append(request.tok)
         return super().Invoke(request)  # type: ignore[no-untyped-call]
