@@ -3,14 +3,43 @@
 import pulumi
 
 from components.cluster import build_cluster
+from components.nats_region import NatsRegion, NatsRegionArgs
+from components.peers import PeerStacks
+from components.pki import SuperclusterCa
 from components.stack_config import read_stack_config
 from infra.naming import base_name
+from infra.nats_values import nats_context
 
 config = read_stack_config()  # validated in full before any resource exists
-platform = build_cluster(base_name(config), config)
+name = base_name(config)
+
+platform = build_cluster(name, config)
+peers = PeerStacks(f"{name}-peers", config)
+ca = (
+    SuperclusterCa(f"{name}-ca", config.project).material
+    if config.owns_ca
+    else peers.ca(config.pki.ca_stack)
+)
+region = NatsRegion(f"{name}-nats", NatsRegionArgs(config, platform, ca, peers.reading))
+jetstream_servers = config.nats.replicas if config.nats.jetstream else 0
 
 pulumi.export("cloud", config.cloud)
 pulumi.export("region", config.region)
-pulumi.export("natsClusterName", config.cluster_name)
 pulumi.export("clusterName", platform.cluster_name)
 pulumi.export("kubeconfig", platform.kubeconfig)
+pulumi.export("natsClusterName", config.cluster_name)
+pulumi.export("clientUrl", region.client_url)
+pulumi.export("gatewayUrl", region.gateway_url)
+pulumi.export("jetstreamServers", jetstream_servers)
+pulumi.export("jetstreamQuorum", peers.jetstream_quorum(config.cluster_name, jetstream_servers))
+pulumi.export("caCert", ca.cert_pem)
+if config.owns_ca:
+    pulumi.export("caKey", ca.key_pem)  # a secret; the other regions sign with it
+pulumi.export(
+    "natsContext",
+    pulumi.Output.secret(
+        pulumi.Output.all(
+            region.client_url, ca.cert_pem, region.pki.admin_cert_pem, region.pki.admin_key_pem
+        ).apply(lambda a: nats_context(config.stack, a[0], a[1], a[2], a[3]))
+    ),
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -87,6 +87,17 @@ def _unique(values: list[str]) -> list[str]:
     return values
 
 
+def _matching(pattern: str, example: str) -> Callable[[str], str]:
+    """A validator for a Kubernetes quantity, with an example in its message."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a Kubernetes quantity like {example}")
+        return value
+
+    return check
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
 StackRef = Annotated[str, AfterValidator(_stack_ref)]
@@ -146,6 +157,27 @@ class AksConfig(_Model):
     authorized_ip_ranges: list[ipaddress.IPv4Network] = Field(default_factory=list)
 
 
+class NatsConfig(_Model):
+    """The NATS servers of this region."""
+
+    replicas: int = Field(3, ge=1, le=5, description="servers in this region")
+    namespace: DnsLabel = "nats"
+    jetstream: bool = Field(True, description="run JetStream on this region's servers")
+    storage_size: Annotated[str, AfterValidator(_matching(r"[1-9][0-9]*Gi", "'10Gi'"))] = "10Gi"
+    cpu: Annotated[
+        str, AfterValidator(_matching(r"[1-9][0-9]*m|[0-9]+(\.[0-9]+)?", "'500m' or '1'"))
+    ] = "1"
+    memory: Annotated[str, AfterValidator(_matching(r"[1-9][0-9]*(Mi|Gi)", "'512Mi' or '2Gi'"))] = (
+        "2Gi"
+    )
+
+
+class PkiConfig(_Model):
+    """Who owns the supercluster's CA: that stack creates it, every other stack reads it."""
+
+    ca_stack: StackRef = "east"
+
+
 class _RawStackConfig(_Model):
     cloud: Cloud
     region: str = Field(min_length=1)
@@ -156,6 +188,8 @@ class _RawStackConfig(_Model):
     tags: dict[Annotated[str, Field(min_length=1, max_length=127)], str] = Field(
         default_factory=dict
     )
+    nats: NatsConfig = NatsConfig()
+    pki: PkiConfig = PkiConfig()
     eks: EksConfig | None = None
     aks: AksConfig | None = None
 
@@ -183,8 +217,14 @@ class StackConfig:
     nodes: Nodes
     peers: tuple[str, ...]
     tags: Mapping[str, str]
+    nats: NatsConfig
+    pki: PkiConfig
     eks: EksConfig | None
     aks: AksConfig | None
+
+    @property
+    def owns_ca(self) -> bool:
+        return self.pki.ca_stack.split("/")[-1] == self.stack
 
     def require_eks(self) -> EksConfig:
         if self.eks is None:
@@ -513,6 +553,8 @@ def _resolve(cfg: _RawStackConfig, project: str, stack: str) -> StackConfig:
         ),
         peers=tuple(cfg.peers),
         tags=dict(cfg.tags),
+        nats=cfg.nats,
+        pki=cfg.pki,
         eks=(cfg.eks or EksConfig()) if cfg.cloud == "aws" else None,
         aks=(cfg.aks or AksConfig()) if cfg.cloud == "azure" else None,
     )

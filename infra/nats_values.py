@@ -200,3 +200,23 @@ def _go_mem_limit(memory: str) -> str:
     units = {"Mi": 1, "Gi": 1024}
     number, unit = memory[:-2], memory[-2:]
     return f"{int(float(number) * units[unit] * 0.9)}MiB"
+
+
+def server_name_prefix(cloud: str, region: str) -> str:
+    """Server names say where a server runs: `aws-us-east-1-east-0`."""
+    return f"{cloud}-{region}-"
+
+
+def nats_context(
+    name: str, client_url: str, ca_pem: str, cert_pem: str, key_pem: str
+) -> dict[str, str]:
+    """What the `nats` CLI needs for a context, with the PEMs inline (a secret output); the
+    context command writes them to files."""
+    return {
+        "name": name,
+        "url": client_url,
+        "ca_pem": ca_pem,
+        "cert_pem": cert_pem,
+        "key_pem": key_pem,
+        "description": f"NATS region {name} (admin identity)",
+    }

@@ -41,7 +41,7 @@ class CertSpec:
 
 def ca_spec(project: str) -> CertSpec:
     return CertSpec(
-        common_name=f"{project} supercluster CA",
+        common_name=f"{project} CA",
         organization=CERT_ORGANIZATION,
         usages=CA_USAGES,
         validity_hours=CA_VALIDITY_HOURS,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import runpy
 import time
 from collections.abc import Mapping
@@ -17,12 +18,15 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import set_all_config, set_mocks
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from offline.mocks import CloudMocks, RecordingMonitor, Registration
 from offline.stack_files import PROJECT_DIR, project_name
+
+# What `pulumi.get_organization()` answers under mocks; stack references qualify with it.
+ORGANIZATION = "organization"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,12 @@ class Evaluation:
     outputs: dict[str, StackOutput]
     invokes: list[str]
     seconds: float
+    reads: list[Registration]
+    warnings: list[str]
+
+    def output_values(self) -> dict[str, Any]:
+        """The outputs as another stack's StackReference reads them."""
+        return {key: output.value for key, output in self.outputs.items()}
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -76,26 +86,45 @@ def evaluate_stack(
     config: Mapping[str, str],
     *,
     project_dir: Path = PROJECT_DIR,
-    region_hint: str | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Evaluation:
-    """Evaluate the program as `pulumi up` would, with the clouds mocked."""
+    """Evaluate the program as `pulumi up` would, with the clouds mocked. `stack_outputs` are
+    other stacks' outputs by qualified name (`organization/<project>/<stack>`)."""
     loop = asyncio.new_event_loop()  # Pulumi's runner drives the current loop of the thread
     asyncio.set_event_loop(loop)
     try:
-        return contextvars.Context().run(_evaluate, stack, dict(config), project_dir, region_hint)
+        return contextvars.Context().run(
+            _evaluate, stack, dict(config), project_dir, dict(stack_outputs or {})
+        )
     finally:
         loop.close()
         asyncio.set_event_loop(None)
 
 
 def _evaluate(
-    stack: str, config: dict[str, str], project_dir: Path, region_hint: str | None
+    stack: str,
+    config: dict[str, str],
+    project_dir: Path,
+    stack_outputs: dict[str, Mapping[str, Any]],
 ) -> Evaluation:
     project = project_name(project_dir)
-    region = region_hint or config.get(f"{project}:region", "us-east-1")
-    monitor = RecordingMonitor(CloudMocks(region))
-    set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    region = config.get(f"{project}:region", "us-east-1")
+    monitor = RecordingMonitor(CloudMocks(region, stack_outputs))
+    log = _WarningLog()
+    set_mocks(
+        monitor.mocks,
+        project=project,
+        stack=stack,
+        preview=False,
+        monitor=monitor,
+        organization=ORGANIZATION,
+        logger=log,
+    )
     set_all_config(config)
+    # Tasks a failed evaluation left behind belong to a closed loop; Pulumi's own test
+    # decorator clears these two before every run.
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
     outputs: dict[str, StackOutput] = {}
 
     async def program() -> None:
@@ -113,4 +142,42 @@ def _evaluate(
     finally:
         monitor.close()
     seconds = time.perf_counter() - started
-    return Evaluation(stack, monitor.registrations, outputs, monitor.invokes, seconds)
+    return Evaluation(
+        stack,
+        monitor.registrations,
+        outputs,
+        monitor.invokes,
+        seconds,
+        monitor.reads,
+        log.warnings,
+    )
+
+
+class _WarningLog(logging.Logger):
+    """Keeps what the program logged at warning level (pulumi.log.warn) for tests to read."""
+
+    def __init__(self) -> None:
+        super().__init__("pulumi-program")
+        self.warnings: list[str] = []
+
+    def warning(self, msg: object, *_args: object, **_kwargs: Any) -> None:
+        self.warnings.append(str(msg))
+
+
+def qualified(project: str, stack: str) -> str:
+    return f"{ORGANIZATION}/{project}/{stack}"
+
+
+def evaluate_in_order(
+    stacks: list[str], configs: Mapping[str, Mapping[str, str]], *, project_dir: Path = PROJECT_DIR
+) -> dict[str, Evaluation]:
+    """Evaluate stacks one after another, as `pulumi up -s` would be run, each seeing the
+    outputs of those before it through its StackReferences."""
+    project = project_name(project_dir)
+    done: dict[str, Evaluation] = {}
+    for stack in stacks:
+        outputs = {qualified(project, s): e.output_values() for s, e in done.items()}
+        done[stack] = evaluate_stack(
+            stack, configs[stack], project_dir=project_dir, stack_outputs=outputs
+        )
+    return done

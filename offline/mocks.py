@@ -8,12 +8,15 @@ import asyncio
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.rpc import deserialize_properties
+
+from offline import tls_mocks
 
 ACCOUNT_ID = "123456789012"
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
@@ -43,14 +46,21 @@ def _fake_pem_b64(name: str) -> str:
 
 
 class CloudMocks(Mocks):
-    """Per resource type, the state the cloud returns after create: ids, ARNs, endpoints."""
+    """Per resource type, the state the cloud returns after create: ids, ARNs, endpoints.
 
-    def __init__(self, region: str) -> None:
+    `stack_outputs` holds the outputs of other stacks by their fully qualified name, as a
+    StackReference reads them (for example east's outputs when west is evaluated)."""
+
+    def __init__(
+        self, region: str, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.region = region
+        self.cloud = "aws" if "-" in region else "azure"
+        self.stack_outputs = dict(stack_outputs or {})
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = _unwrap(dict(args.inputs))
-        if not args.custom:
+        if not args.custom and args.typ not in _STATE:  # a component; reads are not "custom"
             return None, {}
         handler = _STATE.get(args.typ)
         state = handler(self, args.name, inputs) if handler else {}
@@ -172,7 +182,35 @@ class CloudMocks(Mocks):
             "provisioningState": "Succeeded",
         }
 
+    # --- Pulumi ------------------------------------------------------------------------------
+    def _stack_reference(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        stack = str(inputs.get("name"))
+        if stack not in self.stack_outputs:
+            raise ValueError(f"unknown stack {stack!r}")  # what the backend answers
+        outputs = dict(self.stack_outputs[stack])
+        return {
+            "__id": stack,
+            "name": stack,
+            "outputs": outputs,
+            "secretOutputNames": [k for k in outputs if k in _SECRET_STACK_OUTPUTS],
+        }
+
     # --- Kubernetes --------------------------------------------------------------------------
+    def _service(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        spec = inputs.get("spec") or {}
+        if spec.get("type") != "LoadBalancer":
+            return {}
+        service = (inputs.get("metadata") or {}).get("name", name)
+        token = _token("lb", service, self.region, length=32)
+        if self.cloud == "aws":
+            address = {
+                "hostname": f"k8s-nats-{service[:9]}-{token[:10]}-{token[10:26]}"
+                f".elb.{self.region}.amazonaws.com"
+            }
+        else:
+            address = {"ip": f"20.{int(token[:2], 16)}.{int(token[2:4], 16)}.{int(token[4:6], 16)}"}
+        return {"status": {"loadBalancer": {"ingress": [address]}}}
+
     def _helm_release(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         release = inputs.get("name") or f"{name}-{_token('rel', name, length=8)}"
         return {
@@ -208,7 +246,17 @@ _STATE: dict[str, Any] = {
     "azure-native:resources:ResourceGroup": CloudMocks._resource_group,
     "azure-native:containerservice:ManagedCluster": CloudMocks._managed_cluster,
     "kubernetes:helm.sh/v3:Release": CloudMocks._helm_release,
+    "kubernetes:core/v1:Service": CloudMocks._service,
+    "pulumi:pulumi:StackReference": CloudMocks._stack_reference,
+    "tls:index/privateKey:PrivateKey": lambda _m, _n, i: tls_mocks.private_key(i),
+    "tls:index/selfSignedCert:SelfSignedCert": lambda _m, _n, i: tls_mocks.self_signed_cert(i),
+    "tls:index/certRequest:CertRequest": lambda _m, _n, i: tls_mocks.cert_request(i),
+    "tls:index/locallySignedCert:LocallySignedCert": lambda _m, _n, i: (
+        tls_mocks.locally_signed_cert(i)
+    ),
 }
+# Outputs a stack marks secret; a StackReference hands them on as secrets.
+_SECRET_STACK_OUTPUTS = {"kubeconfig", "caKey", "natsContext"}
 
 
 @dataclass
@@ -246,6 +294,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
         self.invokes: list[str] = []
+        self.reads: list[Registration] = []
         self._thread_loops: list[asyncio.AbstractEventLoop] = []
 
     def _live_thread_loop(self) -> None:
@@ -286,6 +335,24 @@ class RecordingMonitor(MockMonitor):
                 },
                 inputs=deserialize_properties(request.object),
                 state=dict(registration.state) if registration else {},
+            )
+        )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._live_thread_loop()
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        self.reads.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=True,
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                property_dependencies={},
+                inputs=deserialize_properties(request.properties),
             )
         )
         return response

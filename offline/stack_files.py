@@ -17,7 +17,32 @@ def project_name(project_dir: Path = PROJECT_DIR) -> str:
 
 
 def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
-    return sorted(p.name.split(".")[1] for p in project_dir.glob("Pulumi.*.yaml"))
+    """The stacks with a Pulumi.<stack>.yaml, in deploy order: the CA's stack and each stack's
+    peers before it (the order `pulumi up` must follow for the first deploy)."""
+    needs = stack_needs(project_dir)
+    names = sorted(needs)
+    ordered: list[str] = []
+    while len(ordered) < len(names):
+        ready = [n for n in names if n not in ordered and needs[n] <= set(ordered)]
+        if not ready:
+            raise ValueError(f"stacks reference each other in a cycle: {needs}")
+        ordered.append(ready[0])
+    return ordered
+
+
+def stack_needs(project_dir: Path = PROJECT_DIR) -> dict[str, set[str]]:
+    """For each stack, the stacks it reads through StackReferences (peers and the CA's owner)."""
+    project = project_name(project_dir)
+    names = sorted(p.name.split(".")[1] for p in project_dir.glob("Pulumi.*.yaml"))
+    return {
+        name: _referenced(load_stack_config(name, project_dir), project) - {name} for name in names
+    }
+
+
+def _referenced(config: dict[str, str], project: str) -> set[str]:
+    peers = json.loads(config.get(f"{project}:peers", "[]"))
+    ca_stack = json.loads(config.get(f"{project}:pki", "{}")).get("caStack", "east")
+    return {str(p).split("/")[-1] for p in [*peers, ca_stack]} - {""}
 
 
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import pytest
 
-from offline.evaluate import Evaluation, evaluate_stack
+from offline.evaluate import Evaluation, evaluate_in_order, qualified
 from offline.mocks import Registration
-from offline.stack_files import load_stack_config
+from offline.stack_files import load_stack_config, project_name, stack_names
 
 
 @pytest.fixture(scope="session")
-def east() -> Evaluation:
-    return evaluate_stack("east", load_stack_config("east"))
+def deployed() -> dict[str, Evaluation]:
+    """Every stack file, evaluated in deploy order with earlier stacks' outputs."""
+    stacks = stack_names()
+    return evaluate_in_order(stacks, {s: load_stack_config(s) for s in stacks})
 
 
 @pytest.fixture(scope="session")
-def west() -> Evaluation:
-    return evaluate_stack("west", load_stack_config("west"))
+def east(deployed: dict[str, Evaluation]) -> Evaluation:
+    return deployed["east"]
+
+
+@pytest.fixture(scope="session")
+def west(deployed: dict[str, Evaluation]) -> Evaluation:
+    return deployed["west"]
+
+
+def after(*deployed: Evaluation) -> dict[str, dict[str, object]]:
+    """Stack outputs as a later stack's StackReferences see them."""
+    return {qualified(project_name(), e.stack): e.output_values() for e in deployed}
 
 
 def depends_on(evaluation: Evaluation, dependent: Registration, dependency: Registration) -> bool:

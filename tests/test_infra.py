@@ -12,9 +12,12 @@ import pytest
 
 from infra import aws_iam
 from infra.config import parse_stack_config
+from infra.endpoint import ingress_address, lb_annotations
 from infra.kubeconfig import aks_kubeconfig, eks_kubeconfig
 from infra.naming import base_name, common_tags, kubernetes_cluster_name
 from infra.network import elb_subnet_tags, subnet_plan
+from infra.peers import quorum_warning, read_peers, stack_reference_name
+from infra.pki import server_sans
 from infra.storage import DEFAULT_CLASS_ANNOTATION, aks_jetstream, eks_gp3
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -164,3 +167,72 @@ def test_storage_classes_bind_in_the_pods_zone_and_clean_up() -> None:
     assert premium.parameters["skuName"] == "Premium_ZRS"
     assert premium.provisioner == "disk.csi.azure.com"
     assert not premium.default
+
+
+@pytest.mark.parametrize(
+    ("servers", "fragile"),
+    [
+        ({"east": 3}, None),
+        ({"east": 3, "west": 3}, "if east or west is cut off"),
+        ({"east": 3, "west": 3, "central": 1}, None),
+        ({"east": 3, "west": 0}, None),
+        ({"east": 3, "west": 1}, None),
+        ({"east": 1, "west": 1}, "if east or west is cut off"),
+        ({"east": 3, "west": 3, "central": 0}, "if east or west is cut off"),
+    ],
+)
+def test_quorum_warning_only_when_a_partition_can_stall_jetstream(
+    servers: dict[str, int], fragile: str | None
+) -> None:
+    warning = quorum_warning(servers)
+    if fragile is None:
+        assert warning is None
+    else:
+        assert warning is not None
+        assert fragile in warning
+
+
+def test_peers_are_read_from_deployed_stacks_only() -> None:
+    reading = read_peers(
+        "west",
+        {
+            "east": {
+                "gatewayUrl": "tls://e:7222",
+                "natsClusterName": "east",
+                "jetstreamServers": 3,
+            },
+            "central": None,
+            "north": {"natsClusterName": "north"},
+        },
+    )
+    assert [p.cluster_name for p in reading.peers] == ["east"]
+    assert len(reading.skipped) == 2
+    assert stack_reference_name("east", "acme", "nats-supercluster") == (
+        "acme/nats-supercluster/east"
+    )
+    assert stack_reference_name("other/proj/east", "acme", "p") == "other/proj/east"
+    with pytest.raises(ValueError, match="unique clusterName"):
+        read_peers("east", {"east": {"gatewayUrl": "tls://e:7222", "natsClusterName": "east"}})
+
+
+def test_server_sans_cover_cluster_names_and_the_endpoint() -> None:
+    by_name = server_sans("east", "east-headless", "nats", "lb.example.com")
+    by_ip = server_sans("west", "west-headless", "nats", "20.1.2.3")
+    assert "lb.example.com" in by_name.dns_names
+    assert by_name.ip_addresses == ()
+    assert by_ip.ip_addresses == ("20.1.2.3",)
+    assert "20.1.2.3" not in by_ip.dns_names
+    for names in (by_name.dns_names, by_ip.dns_names):
+        assert "localhost" in names
+    assert "*.east-headless.nats.svc.cluster.local" in by_name.dns_names
+    assert "east.nats.svc" in by_name.dns_names
+
+
+def test_lb_annotations_wait_for_the_clouds_address_field() -> None:
+    assert lb_annotations("aws")["pulumi.com/waitFor"].endswith("ingress[0].hostname}")
+    assert lb_annotations("azure") == {
+        "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].ip}"
+    }
+    assert ingress_address("aws", [{"hostname": "x.elb.amazonaws.com"}]) == "x.elb.amazonaws.com"
+    with pytest.raises(ValueError, match="no ip yet"):
+        ingress_address("azure", [{"hostname": "x"}])

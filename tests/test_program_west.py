@@ -8,7 +8,7 @@ import json
 from offline.evaluate import Evaluation, evaluate_stack
 from offline.mocks import SECRET_SIG, SIG_KEY
 from offline.stack_files import load_stack_config
-from tests.conftest import depends_on
+from tests.conftest import after, depends_on
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 GROUP = "azure-native:resources:ResourceGroup"
@@ -60,12 +60,7 @@ def test_user_credentials_become_a_secret_kubeconfig_and_provider(west: Evaluati
     output = west.outputs["kubeconfig"]
     assert output.secret
     assert json.loads(output.value) == kubeconfig
-    assert {k for k, v in west.outputs.items() if not v.secret} == {
-        "cloud",
-        "region",
-        "natsClusterName",
-        "clusterName",
-    }
+    assert {k for k, v in west.outputs.items() if v.secret} == {"kubeconfig", "natsContext"}
 
 
 def test_jetstream_storage_class_is_made_on_the_cluster(west: Evaluation) -> None:
@@ -78,20 +73,29 @@ def test_jetstream_storage_class_is_made_on_the_cluster(west: Evaluation) -> Non
     assert depends_on(west, storage, west.one(CLUSTER))
 
 
-def test_every_resource_sits_under_the_aks_component(west: Evaluation) -> None:
+def test_every_resource_sits_under_a_top_level_component(west: Evaluation) -> None:
+    top_level = {
+        "nats-supercluster:azure:AksCluster",
+        "nats-supercluster:nats:PeerStacks",
+        "nats-supercluster:nats:Region",
+    }
     for resource in west.resources:
-        if resource.type == "nats-supercluster:azure:AksCluster":
+        if resource.type in top_level:
             continue
-        assert west.ancestors(resource)[-1].type == "nats-supercluster:azure:AksCluster"
+        assert west.ancestors(resource)[-1].type in top_level, resource.name
+    cluster_children = [r for r in west.resources if r.type.startswith("azure-native:")]
+    assert all(
+        west.ancestors(r)[-1].type == "nats-supercluster:azure:AksCluster" for r in cluster_children
+    )
 
 
-def test_regional_azure_cluster_and_options_from_config() -> None:
+def test_regional_azure_cluster_and_options_from_config(east: Evaluation) -> None:
     config = load_stack_config("west")
     config["nats-supercluster:nodes"] = json.dumps({"zones": [], "count": 4, "maxCount": 9})
     config["nats-supercluster:aks"] = json.dumps(
         {"skuTier": "Free", "diskSku": "Premium_ZRS", "authorizedIpRanges": ["203.0.113.0/24"]}
     )
-    ev = evaluate_stack("west", config)
+    ev = evaluate_stack("west", config, stack_outputs=after(east))
     cluster = ev.one(CLUSTER)
     (pool,) = cluster.inputs["agentPoolProfiles"]
     assert "availabilityZones" not in pool

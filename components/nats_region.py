@@ -1,0 +1,140 @@
+"""One NATS region in one pass: load balancer first, then certificates naming it, then the chart
+with the load balancer as the gateway `advertise` and the peers' gateways."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_kubernetes.core.v1 import Namespace
+from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from components.endpoint import NatsEndpoint, NatsEndpointArgs
+from components.pki import CaMaterial, RegionPki, RegionPkiArgs
+from components.platform import KubernetesPlatform
+from infra.config import StackConfig
+from infra.nats_values import (
+    NATS_CHART,
+    NATS_CHART_REPO,
+    NATS_CHART_VERSION,
+    RegionNames,
+    RegionSpec,
+    Resources,
+    chart_values,
+    client_url,
+    gateway_url,
+    server_name_prefix,
+)
+from infra.peers import PeerReading, peer_gateways
+
+# Pods wait for PVCs, images and a JetStream meta leader; load balancers take minutes.
+RELEASE_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class NatsRegionArgs:
+    config: StackConfig
+    platform: KubernetesPlatform
+    ca: CaMaterial
+    peers: pulumi.Output[PeerReading]
+
+
+class NatsRegion(pulumi.ComponentResource):
+    endpoint: pulumi.Output[str]
+    client_url: pulumi.Output[str]
+    gateway_url: pulumi.Output[str]
+    pki: RegionPki
+    release: Release
+
+    def __init__(
+        self, name: str, args: NatsRegionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("nats-supercluster:nats:Region", name, None, opts)
+        cfg = args.config
+        platform = args.platform
+        names = RegionNames(cfg.cluster_name, cfg.nats.namespace)
+        on_cluster = pulumi.ResourceOptions(
+            parent=self,
+            provider=platform.provider,
+            depends_on=list(platform.workload_dependencies),
+        )
+        namespace = Namespace(
+            f"{name}-ns", metadata=ObjectMetaArgs(name=names.namespace), opts=on_cluster
+        )
+        namespace_name = namespace.metadata.apply(lambda m: str(m.name))
+
+        public = NatsEndpoint(
+            f"{name}-endpoint",
+            NatsEndpointArgs(
+                cloud=cfg.cloud,
+                names=names,
+                namespace=namespace_name,
+                kubernetes=platform.provider,
+                runs_on=platform.workload_dependencies,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.endpoint = public.address
+        self.pki = RegionPki(
+            f"{name}-pki",
+            RegionPkiArgs(
+                names=names,
+                ca=args.ca,
+                endpoint=public.address,
+                kubernetes=platform.provider,
+                namespace=namespace_name,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        def values(endpoint: str, reading: PeerReading, storage_class: str) -> dict[str, object]:
+            return chart_values(
+                RegionSpec(
+                    names=names,
+                    replicas=cfg.nats.replicas,
+                    endpoint=endpoint,
+                    peers=peer_gateways(reading),
+                    server_name_prefix=server_name_prefix(cfg.cloud, cfg.region),
+                    jetstream=cfg.nats.jetstream,
+                    storage_class=storage_class,
+                    storage_size=cfg.nats.storage_size,
+                    resources=Resources(cpu=cfg.nats.cpu, memory=cfg.nats.memory),
+                )
+            )
+
+        self.release = Release(
+            f"{name}-release",
+            ReleaseArgs(
+                name=names.release,
+                chart=NATS_CHART,
+                version=NATS_CHART_VERSION,
+                repository_opts=RepositoryOptsArgs(repo=NATS_CHART_REPO),
+                namespace=namespace_name,
+                values=pulumi.Output.all(
+                    public.address, args.peers, platform.storage_class_name
+                ).apply(lambda a: values(a[0], a[1], a[2])),
+                timeout=RELEASE_TIMEOUT_SECONDS,
+                atomic=True,
+                cleanup_on_fail=True,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=platform.provider,
+                depends_on=[
+                    public.service,
+                    self.pki.server_secret,
+                    self.pki.ca_secret,
+                    *platform.workload_dependencies,
+                ],
+            ),
+        )
+        self.client_url = public.address.apply(client_url)
+        self.gateway_url = public.address.apply(gateway_url)
+        self.register_outputs(
+            {
+                "clientUrl": self.client_url,
+                "gatewayUrl": self.gateway_url,
+                "release": self.release.status,
+            }
+        )

@@ -1,0 +1,78 @@
+"""The other regions, read through StackReferences: their gateways, and the CA if one owns it."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.pki import CaMaterial
+from infra.config import StackConfig
+from infra.peers import PeerReading, quorum_warning, read_peers, stack_reference_name
+
+
+class PeerStacks(pulumi.ComponentResource):
+    """One StackReference per peer (and for the CA's stack when it is not a peer)."""
+
+    reading: pulumi.Output[PeerReading]
+
+    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("nats-supercluster:nats:PeerStacks", name, None, opts)
+        organization = pulumi.get_organization()
+        self._refs: dict[str, pulumi.StackReference] = {}
+        for stack in (*config.peers, *(() if config.owns_ca else (config.pki.ca_stack,))):
+            if stack not in self._refs:
+                self._refs[stack] = pulumi.StackReference(
+                    f"{name}-{stack.replace('/', '-')}",
+                    stack_name=stack_reference_name(stack, organization, config.project),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+        outputs = {
+            peer: pulumi.Output.all(
+                gatewayUrl=self._refs[peer].get_output("gatewayUrl"),
+                natsClusterName=self._refs[peer].get_output("natsClusterName"),
+                jetstreamServers=self._refs[peer].get_output("jetstreamServers"),
+            )
+            for peer in config.peers
+        }
+        own = config.cluster_name
+        # Output.all() of no keywords gives a list, not a dict.
+        all_outputs = pulumi.Output.all(**outputs) if outputs else pulumi.Output.from_input({})
+        self.reading = all_outputs.apply(lambda values: _logged(read_peers(own, values), self))
+        self.register_outputs({})
+
+    def jetstream_quorum(self, own_cluster: str, own_servers: int) -> pulumi.Output[str]:
+        """The quorum verdict over this region and its deployed peers, warned about when fragile."""
+
+        def check(reading: PeerReading) -> str:
+            counts = {own_cluster: own_servers}
+            counts.update({p.cluster_name: p.jetstream_servers for p in reading.peers})
+            warning = quorum_warning(counts)
+            if warning:
+                pulumi.log.warn(warning, self)
+            return warning or "a JetStream majority survives the loss of any one known region"
+
+        return self.reading.apply(check)
+
+    def ca(self, stack: str) -> CaMaterial:
+        """The CA published by `stack`; it must have been deployed first."""
+        ref = self._refs[stack]
+        return CaMaterial(
+            cert_pem=ref.get_output("caCert").apply(lambda v: _required(v, stack, "caCert")),
+            key_pem=pulumi.Output.secret(
+                ref.get_output("caKey").apply(lambda v: _required(v, stack, "caKey"))
+            ),
+        )
+
+
+def _logged(reading: PeerReading, resource: pulumi.Resource) -> PeerReading:
+    for reason in reading.skipped:
+        pulumi.log.warn(reason, resource)
+    return reading
+
+
+def _required(value: object, stack: str, output: str) -> str:
+    if not value:
+        raise ValueError(
+            f"stack {stack!r} owns the supercluster CA but has no {output!r} output: "
+            f"deploy it first (pulumi up -s {stack.rsplit('/', maxsplit=1)[-1]})"
+        )
+    return str(value)

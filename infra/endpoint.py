@@ -1,0 +1,60 @@
+"""The public load balancer in front of a region's NATS servers: clients on 4222, gateways on 7222.
+
+The program creates this Service itself (not the chart), before the NATS release, so its address
+is known when the release's gateway config and the server certificate are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from infra.config import Cloud
+from infra.nats_values import CLIENT_PORT, GATEWAY_PORT
+
+AWS_LB_ANNOTATIONS = {
+    # The AWS Load Balancer Controller makes an NLB with pod IPs as targets.
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "tcp",
+    "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": (
+        "deregistration_delay.timeout_seconds=30"
+    ),
+}
+
+
+def address_field(cloud: Cloud) -> str:
+    """AWS load balancers are reached by a DNS name, Azure's by an IP."""
+    return "hostname" if cloud == "aws" else "ip"
+
+
+def lb_annotations(cloud: Cloud) -> dict[str, str]:
+    """Pulumi's built-in Service await also waits for ready endpoints, which cannot exist before
+    the release this Service feeds; `pulumi.com/waitFor` replaces it with the one wait that
+    matters: an address in the status."""
+    wait = {
+        "pulumi.com/waitFor": f"jsonpath={{.status.loadBalancer.ingress[0].{address_field(cloud)}}}"
+    }
+    return {**(AWS_LB_ANNOTATIONS if cloud == "aws" else {}), **wait}
+
+
+@dataclass(frozen=True)
+class LbPort:
+    """A TCP port of the load balancer, forwarded to the chart's container port of that name."""
+
+    name: str
+    port: int
+
+
+def lb_ports() -> tuple[LbPort, ...]:
+    return (LbPort("nats", CLIENT_PORT), LbPort("gateway", GATEWAY_PORT))
+
+
+def ingress_address(cloud: Cloud, ingress: Sequence[Mapping[str, Any]] | None) -> str:
+    """The address the cloud gave the load balancer (`status.loadBalancer.ingress[0]`)."""
+    key = address_field(cloud)
+    if not ingress or not ingress[0].get(key):
+        raise ValueError(f"the load balancer reports no {key} yet: {ingress!r}")
+    return str(ingress[0][key])

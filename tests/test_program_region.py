@@ -1,0 +1,247 @@
+"""The single pass under mocks, per stack and east -> west in deploy order: the load balancer's
+address reaches the gateway config and the certificate, west finds east, secrets stay secret."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from infra.nats_conf import render_nats_conf
+from offline.evaluate import Evaluation, evaluate_stack
+from offline.mocks import Registration
+from offline.stack_files import load_stack_config
+from tests.conftest import after, depends_on, named
+
+SERVICE = "kubernetes:core/v1:Service"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
+
+
+def nats_release(ev: Evaluation) -> Registration:
+    return named(ev, RELEASE, "-nats-release")
+
+
+def lb_address(ev: Evaluation) -> str:
+    ingress = named(ev, SERVICE, "-endpoint-lb").state["status"]["loadBalancer"]["ingress"][0]
+    return str(ingress.get("hostname") or ingress.get("ip"))
+
+
+def server_certificate(ev: Evaluation) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(
+        named(ev, SIGNED, "-pki-server-cert").state["certPem"].encode()
+    )
+
+
+def sans(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return (
+        alt.get_values_for_type(x509.DNSName),
+        [str(ip) for ip in alt.get_values_for_type(x509.IPAddress)],
+    )
+
+
+def test_the_program_creates_the_load_balancer_not_the_chart(
+    deployed: dict[str, Evaluation],
+) -> None:
+    for ev in deployed.values():
+        service = named(ev, SERVICE, "-endpoint-lb")
+        assert service.inputs["spec"]["type"] == "LoadBalancer"
+        assert service.inputs["spec"]["selector"] == {
+            "app.kubernetes.io/name": "nats",
+            "app.kubernetes.io/instance": ev.outputs["natsClusterName"].value,
+            "app.kubernetes.io/component": "nats",
+        }
+        assert [(p["name"], p["port"]) for p in service.inputs["spec"]["ports"]] == [
+            ("nats", 4222),
+            ("gateway", 7222),
+        ]
+        values = nats_release(ev).inputs["values"]
+        assert values["service"] == {"enabled": True}  # the chart's own stays in-cluster
+        assert "merge" not in values.get("service", {})
+
+
+def test_aws_endpoint_is_an_internet_facing_nlb_with_ip_targets(east: Evaluation) -> None:
+    annotations = named(east, SERVICE, "-endpoint-lb").inputs["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    assert annotations["pulumi.com/waitFor"] == (
+        "jsonpath={.status.loadBalancer.ingress[0].hostname}"
+    )
+
+
+def test_azure_endpoint_waits_for_an_ip(west: Evaluation) -> None:
+    annotations = named(west, SERVICE, "-endpoint-lb").inputs["metadata"]["annotations"]
+    assert annotations == {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].ip}"}
+
+
+def test_endpoint_is_deleted_before_the_controller_and_nodes(east: Evaluation) -> None:
+    service = named(east, SERVICE, "-endpoint-lb")
+    assert depends_on(east, service, named(east, RELEASE, "lbc-release"))
+    assert depends_on(east, service, east.one("aws:eks/nodeGroup:NodeGroup"))
+
+
+def test_lb_address_reaches_gateway_advertise_urls_and_certificate(
+    deployed: dict[str, Evaluation],
+) -> None:
+    for ev in deployed.values():
+        address = lb_address(ev)
+        gateway = nats_release(ev).inputs["values"]["config"]["gateway"]["merge"]
+        assert gateway["advertise"] == f"{address}:7222"
+        assert gateway["gateways"][0] == {
+            "name": ev.outputs["natsClusterName"].value,
+            "urls": [f"tls://{address}:7222"],
+        }
+        assert ev.outputs["gatewayUrl"].value == f"tls://{address}:7222"
+        assert ev.outputs["clientUrl"].value == f"tls://{address}:4222"
+        dns, ips = sans(server_certificate(ev))
+        assert address in (ips if ev.stack == "west" else dns)
+        cluster = ev.outputs["natsClusterName"].value
+        assert f"*.{cluster}-headless.nats.svc.cluster.local" in dns
+        assert f"{cluster}.nats.svc" in dns
+
+
+def test_release_waits_for_its_service_and_secrets(deployed: dict[str, Evaluation]) -> None:
+    for ev in deployed.values():
+        release = nats_release(ev)
+        assert depends_on(ev, release, named(ev, SERVICE, "-endpoint-lb"))
+        assert depends_on(ev, release, named(ev, SECRET, "-pki-server"))
+        assert depends_on(ev, release, named(ev, SECRET, "-pki-ca"))
+        assert release.inputs["chart"] == "nats"
+        assert release.inputs["version"] == "2.14.2"
+        assert release.inputs["name"] == ev.outputs["natsClusterName"].value
+
+
+def test_west_lists_east_and_east_lists_only_itself(east: Evaluation, west: Evaluation) -> None:
+    east_gateways = nats_release(east).inputs["values"]["config"]["gateway"]["merge"]["gateways"]
+    west_gateways = nats_release(west).inputs["values"]["config"]["gateway"]["merge"]["gateways"]
+    assert [g["name"] for g in east_gateways] == ["east"]
+    assert west_gateways[1] == {"name": "east", "urls": [east.outputs["gatewayUrl"].value]}
+    (reference,) = [r for r in west.reads if r.type == "pulumi:pulumi:StackReference"]
+    assert reference.inputs["name"] == "organization/nats-supercluster/east"
+
+
+def test_names_are_unique_across_regions(east: Evaluation, west: Evaluation) -> None:
+    def identity(ev: Evaluation) -> tuple[str, str]:
+        values = nats_release(ev).inputs["values"]
+        return values["fullnameOverride"], values["config"]["serverNamePrefix"]
+
+    assert identity(east) == ("east", "aws-us-east-1-")
+    assert identity(west) == ("west", "azure-westus-")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_no_key_material_in_chart_values(deployed: dict[str, Evaluation]) -> None:
+    for ev in deployed.values():
+        values = nats_release(ev).inputs["values"]
+        assert not any("-----BEGIN" in s for s in _strings(values))
+        tls = values["config"]["nats"]["tls"]
+        assert tls["secretName"] == f"{ev.outputs['natsClusterName'].value}-server-tls"
+        assert values["tlsCA"]["secretName"] == "nats-ca"
+
+
+def test_values_render_tls_everywhere_and_the_accounts(east: Evaluation) -> None:
+    conf = render_nats_conf(nats_release(east).inputs["values"])
+    assert conf["tls"]["verify_and_map"] is True
+    assert conf["cluster"]["tls"]["verify"] is True
+    assert conf["gateway"]["tls"]["verify"] is True
+    assert conf["system_account"] == "SYS"
+    users = {u["user"] for u in conf["accounts"]["APP"]["users"]}
+    assert "CN=requester,O=nats-supercluster" in users
+    assert conf["jetstream"]["max_file_store"] == "10Gi"
+
+
+def test_one_ca_signs_both_regions(east: Evaluation, west: Evaluation) -> None:
+    assert len(east.of_type("tls:index/selfSignedCert:SelfSignedCert")) == 1
+    assert west.of_type("tls:index/selfSignedCert:SelfSignedCert") == []
+    ca = x509.load_pem_x509_certificate(east.outputs["caCert"].value.encode())
+    assert west.outputs["caCert"].value == east.outputs["caCert"].value
+    public_key = ca.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    for ev in (east, west):
+        for signed in ev.of_type(SIGNED):
+            cert = x509.load_pem_x509_certificate(signed.state["certPem"].encode())
+            assert cert.issuer == ca.subject
+            cert.verify_directly_issued_by(ca)
+
+
+def test_ca_key_and_private_keys_stay_secret(east: Evaluation, west: Evaluation) -> None:
+    assert east.outputs["caKey"].secret
+    assert "caKey" not in west.outputs
+    for ev in (east, west):
+        for signed in ev.of_type(SIGNED):
+            assert "caPrivateKeyPem" in signed.secret_inputs()
+        for secret in ev.of_type(SECRET):
+            data = secret.inputs["stringData"]
+            if "tls.key" in data:
+                assert "stringData" in secret.secret_inputs(), secret.name
+        context = ev.outputs["natsContext"]
+        assert context.secret
+        assert context.value["url"] == ev.outputs["clientUrl"].value
+        assert "PRIVATE KEY" in context.value["key_pem"]
+
+
+def test_each_identity_gets_its_own_client_secret(west: Evaluation) -> None:
+    names = {s.inputs["metadata"]["name"] for s in west.of_type(SECRET)}
+    assert {
+        f"nats-client-{i}" for i in ("admin", "system", "calculator", "requester", "recorder")
+    } <= names
+    subjects = set()
+    for signed in west.of_type(SIGNED):
+        cert = x509.load_pem_x509_certificate(signed.state["certPem"].encode())
+        subjects.add(cert.subject.rfc4514_string())
+    assert "CN=recorder,O=nats-supercluster" in subjects
+
+
+def test_two_regions_warn_about_jetstream_quorum(east: Evaluation, west: Evaluation) -> None:
+    assert not any("quorum" in w for w in east.warnings)
+    assert any("need 4 for a meta leader" in w for w in west.warnings)
+    assert "if east or west is cut off" in west.outputs["jetstreamQuorum"].value
+
+
+def test_a_peer_not_yet_deployed_is_skipped_with_a_message(east: Evaluation) -> None:
+    config = load_stack_config("west")
+    config["nats-supercluster:peers"] = json.dumps(["east", "central"])
+    outputs = after(east) | {"organization/nats-supercluster/central": {}}
+    ev = evaluate_stack("west", config, stack_outputs=outputs)
+    gateways = nats_release(ev).inputs["values"]["config"]["gateway"]["merge"]["gateways"]
+    assert [g["name"] for g in gateways] == ["west", "east"]
+    assert any("'central' has no gatewayUrl" in w for w in ev.warnings)
+
+
+def test_a_peer_with_the_same_cluster_name_is_an_error(east: Evaluation) -> None:
+    config = load_stack_config("west")
+    config["nats-supercluster:clusterName"] = "east"
+    with pytest.raises(Exception, match="already has; set a unique clusterName"):
+        evaluate_stack("west", config, stack_outputs=after(east))
+
+
+def test_west_needs_the_ca_stack_deployed_first(east: Evaluation) -> None:
+    outputs = {
+        "organization/nats-supercluster/east": {
+            k: v for k, v in east.output_values().items() if k not in ("caCert", "caKey")
+        }
+    }
+    with pytest.raises(Exception, match="deploy it first"):
+        evaluate_stack("west", load_stack_config("west"), stack_outputs=outputs)
+
+
+def test_jetstream_can_be_turned_off_per_region(east: Evaluation) -> None:
+    config = load_stack_config("west")
+    config["nats-supercluster:nats"] = json.dumps({"jetstream": False})
+    ev = evaluate_stack("west", config, stack_outputs=after(east))
+    assert nats_release(ev).inputs["values"]["config"]["jetstream"]["enabled"] is False
+    assert ev.outputs["jetstreamServers"].value == 0
+    assert not any("quorum" in w for w in ev.warnings)
