@@ -16,37 +16,42 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
-from offline.evaluate import evaluate_stack
-from offline.stack_files import PROJECT_DIR, load_stack_config, stack_names
+from offline.evaluate import evaluate_in_order, evaluate_stack, qualified
+from offline.stack_files import PROJECT_DIR, load_stack_config, project_name, stack_names
 
+# Reads the outputs of the stacks deployed before this one from stdin (JSON), then times the
+# stack's evaluation from a cold start, SDK imports included.
 _COLD_PROBE = """
 import json, sys, time
+peers = json.load(sys.stdin)
 started = time.perf_counter()
 from offline.evaluate import evaluate_stack
 from offline.stack_files import load_stack_config
-evaluation = evaluate_stack(sys.argv[1], load_stack_config(sys.argv[1]))
+evaluation = evaluate_stack(sys.argv[1], load_stack_config(sys.argv[1]), stack_outputs=peers)
 print(json.dumps({"seconds": time.perf_counter() - started,
                   "resources": len(evaluation.resources)}))
 """
 
 
-def cold_seconds(stack: str) -> tuple[float, int]:
+def cold_seconds(stack: str, peers: dict[str, Any]) -> tuple[float, int]:
     result = subprocess.run(
         [sys.executable, "-c", _COLD_PROBE, stack],
         cwd=PROJECT_DIR,
         check=True,
         capture_output=True,
         text=True,
+        input=json.dumps(peers),
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return float(measured["seconds"]), int(measured["resources"])
 
 
-def warm_seconds(stack: str) -> float:
+def warm_seconds(stack: str, peers: dict[str, Any]) -> float:
     config = load_stack_config(stack)
     started = time.perf_counter()
-    evaluate_stack(stack, config)
+    evaluate_stack(stack, config, stack_outputs=peers)
     return time.perf_counter() - started
 
 
@@ -69,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"program evaluation under mocks; {datetime.now(UTC):%Y-%m-%d}; {machine()}")
     print(f"median of {args.runs} runs\n")
     print(f"{'stack':<8}{'resources':>10}{'cold s':>10}{'warm s':>10}")
-    for stack in stack_names():
-        colds = [cold_seconds(stack) for _ in range(args.runs)]
-        warm_seconds(stack)  # first in-process run pays the imports
-        warms = [warm_seconds(stack) for _ in range(args.runs)]
+    stacks = stack_names()
+    deployed = evaluate_in_order(stacks, {s: load_stack_config(s) for s in stacks})
+    for index, stack in enumerate(stacks):
+        peers = {qualified(project_name(), s): deployed[s].output_values() for s in stacks[:index]}
+        colds = [cold_seconds(stack, peers) for _ in range(args.runs)]
+        warms = [warm_seconds(stack, peers) for _ in range(args.runs)]
         cold = statistics.median(c for c, _ in colds)
         print(f"{stack:<8}{colds[0][1]:>10}{cold:>10.2f}{statistics.median(warms):>10.3f}")
     return 0

@@ -48,7 +48,7 @@ class PeerStacks(pulumi.ComponentResource):
             warning = quorum_warning(counts)
             if warning:
                 pulumi.log.warn(warning, self)
-            return warning or "a JetStream majority survives the loss of any one known region"
+            return warning or "no partition between the known regions can stall JetStream"
 
         return self.reading.apply(check)
 
