@@ -3,10 +3,12 @@
 import pulumi
 
 from components.cluster import build_cluster
+from components.jetstream import JetStreamArgs, JetStreamResources
 from components.nats_region import NatsRegion, NatsRegionArgs
 from components.peers import PeerStacks
 from components.pki import SuperclusterCa
 from components.stack_config import read_stack_config
+from infra.jetstream import declared_objects
 from infra.naming import base_name
 from infra.nats_values import nats_context
 
@@ -22,6 +24,19 @@ ca = (
 )
 region = NatsRegion(f"{name}-nats", NatsRegionArgs(config, platform, ca, peers.reading))
 jetstream_servers = config.nats.replicas if config.nats.jetstream else 0
+jetstream = JetStreamResources(
+    f"{name}-jetstream",
+    JetStreamArgs(
+        objects=declared_objects(config.jetstream, config.cluster_name, config.nats.replicas),
+        client_url=region.client_url,
+        ca_pem=ca.cert_pem,
+        admin_cert_pem=region.pki.admin_cert_pem,
+        admin_key_pem=region.pki.admin_key_pem,
+        timeout_seconds=config.jetstream.connect_timeout_seconds,
+        peers=peers.reading,
+        after=[region.release],
+    ),
+)
 
 pulumi.export("cloud", config.cloud)
 pulumi.export("region", config.region)
@@ -31,6 +46,7 @@ pulumi.export("natsClusterName", config.cluster_name)
 pulumi.export("clientUrl", region.client_url)
 pulumi.export("gatewayUrl", region.gateway_url)
 pulumi.export("jetstreamServers", jetstream_servers)
+pulumi.export("jetstream", jetstream.summary)
 pulumi.export("jetstreamQuorum", peers.jetstream_quorum(config.cluster_name, jetstream_servers))
 pulumi.export("caCert", ca.cert_pem)
 if config.owns_ca:

@@ -30,6 +30,7 @@ class PeerStacks(pulumi.ComponentResource):
                 gatewayUrl=self._refs[peer].get_output("gatewayUrl"),
                 natsClusterName=self._refs[peer].get_output("natsClusterName"),
                 jetstreamServers=self._refs[peer].get_output("jetstreamServers"),
+                jetstream=self._refs[peer].get_output("jetstream"),
             )
             for peer in config.peers
         }

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.jetstream import JetStreamConfig, kv_stream_name, parse_duration, subjects_overlap
+
 Cloud = Literal["aws", "azure"]
 
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$")
@@ -190,6 +192,7 @@ class _RawStackConfig(_Model):
     )
     nats: NatsConfig = NatsConfig()
     pki: PkiConfig = PkiConfig()
+    jetstream: JetStreamConfig = JetStreamConfig()
     eks: EksConfig | None = None
     aks: AksConfig | None = None
 
@@ -219,6 +222,7 @@ class StackConfig:
     tags: Mapping[str, str]
     nats: NatsConfig
     pki: PkiConfig
+    jetstream: JetStreamConfig
     eks: EksConfig | None
     aks: AksConfig | None
 
@@ -396,6 +400,18 @@ def _cross_check(cfg: _RawStackConfig, stack: str) -> list[ConfigIssue]:
         if key.lower().startswith(("aws:", "azure", "microsoft", "windows")):
             add(ConfigIssue(f"tags.{key}", "uses a prefix reserved by the cloud provider"))
 
+    issues += _check_jetstream(cfg.jetstream, cfg.nats, cfg.cluster_name or stack)
+    if cfg.nats.jetstream and cfg.nats.replicas < 3 and not cfg.peers:
+        add(
+            ConfigIssue(
+                "nats.replicas",
+                "fewer than 3 JetStream servers form a meta group only "
+                "with gateway peers; list peers, use 3 replicas, or set nats.jetstream "
+                "to false",
+                cfg.nats.replicas,
+                has_value=True,
+            )
+        )
     if cfg.cloud == "aws":
         issues += _check_eks(cfg.eks or EksConfig())
     else:
@@ -456,6 +472,135 @@ def _check_nodes(cfg: _RawStackConfig) -> list[ConfigIssue]:
                     "nodes.zones",
                     "allowed zones are '1', '2' and '3' (an empty list for a region without zones)",
                     nodes.zones,
+                    has_value=True,
+                )
+            )
+    return issues
+
+
+def _check_jetstream(js: JetStreamConfig, nats: NatsConfig, cluster: str) -> list[ConfigIssue]:
+    """What the JetStream server would refuse, or what would make a stack fight itself."""
+    names = [s.name for s in js.streams] + [kv_stream_name(k.bucket) for k in js.kv]
+    issues = [
+        ConfigIssue("jetstream.streams", f"declares {duplicate!r} more than once")
+        for duplicate in sorted({n for n in names if names.count(n) > 1})
+    ]
+    issues += _check_streams(js, nats, cluster)
+    issues += _check_kv(js, nats)
+    issues += _check_consumers(js)
+    return issues
+
+
+def _check_streams(js: JetStreamConfig, nats: NatsConfig, cluster: str) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    add = issues.append
+    for i, stream in enumerate(js.streams):
+        key = f"jetstream.streams[{i}]"
+        here = stream.placement.cluster in (None, cluster)
+        if stream.mirror is not None and (stream.subjects or stream.sources):
+            add(ConfigIssue(f"{key}.mirror", "a mirror takes no subjects and no sources"))
+        if stream.mirror is None and not stream.subjects and not stream.sources:
+            add(ConfigIssue(f"{key}.subjects", "needs subjects (or sources, or a mirror)"))
+        if here and not nats.jetstream:
+            add(
+                ConfigIssue(
+                    f"{key}.placement.cluster",
+                    f"places the stream in {cluster!r}, "
+                    "where nats.jetstream is false; place it in another cluster",
+                )
+            )
+        max_age = parse_duration(stream.max_age)
+        if max_age and parse_duration(stream.duplicate_window) > max_age:
+            add(
+                ConfigIssue(
+                    f"{key}.duplicateWindow",
+                    f"must not exceed maxAge ({stream.max_age})",
+                    stream.duplicate_window,
+                    has_value=True,
+                )
+            )
+        if here and stream.replicas and stream.replicas > nats.replicas:
+            add(
+                ConfigIssue(
+                    f"{key}.replicas",
+                    f"exceeds the {nats.replicas} server(s) of this region (nats.replicas)",
+                    stream.replicas,
+                    has_value=True,
+                )
+            )
+        for j, other in enumerate(js.streams[:i]):
+            clash = [
+                (a, b) for a in stream.subjects for b in other.subjects if subjects_overlap(a, b)
+            ]
+            if clash:
+                add(
+                    ConfigIssue(
+                        f"{key}.subjects",
+                        f"{clash[0][0]!r} overlaps {clash[0][1]!r} "
+                        f"of jetstream.streams[{j}] ({other.name})",
+                    )
+                )
+    return issues
+
+
+def _check_kv(js: JetStreamConfig, nats: NatsConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for i, kv in enumerate(js.kv):
+        if kv.replicas and kv.replicas > nats.replicas:
+            issues.append(
+                ConfigIssue(
+                    f"jetstream.kv[{i}].replicas",
+                    f"exceeds the {nats.replicas} server(s) of this region",
+                    kv.replicas,
+                    has_value=True,
+                )
+            )
+        if not nats.jetstream:
+            issues.append(ConfigIssue(f"jetstream.kv[{i}]", "this region runs no JetStream"))
+    return issues
+
+
+def _check_consumers(js: JetStreamConfig) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    add = issues.append
+    streams = {s.name: s for s in js.streams}
+    seen: set[tuple[str, str]] = set()
+    for i, consumer in enumerate(js.consumers):
+        key = f"jetstream.consumers[{i}]"
+        if (consumer.stream, consumer.name) in seen:
+            add(
+                ConfigIssue(
+                    f"{key}.name", f"{consumer.name!r} is declared twice on {consumer.stream!r}"
+                )
+            )
+        seen.add((consumer.stream, consumer.name))
+        target = streams.get(consumer.stream)
+        if target is None:
+            known = ", ".join(sorted(streams)) or "none"
+            add(
+                ConfigIssue(
+                    f"{key}.stream",
+                    f"names a stream not declared in jetstream.streams (declared: {known})",
+                    consumer.stream,
+                    has_value=True,
+                )
+            )
+        elif target.subjects:
+            for subject in consumer.filter_subjects:
+                if not any(subjects_overlap(subject, s) for s in target.subjects):
+                    add(
+                        ConfigIssue(
+                            f"{key}.filterSubjects",
+                            f"{subject!r} matches none of "
+                            f"stream {target.name!r}'s subjects {target.subjects}",
+                        )
+                    )
+        if consumer.backoff and 0 < consumer.max_deliver <= len(consumer.backoff):
+            add(
+                ConfigIssue(
+                    f"{key}.maxDeliver",
+                    f"must be greater than the number of backoff steps ({len(consumer.backoff)})",
+                    consumer.max_deliver,
                     has_value=True,
                 )
             )
@@ -555,6 +700,7 @@ def _resolve(cfg: _RawStackConfig, project: str, stack: str) -> StackConfig:
         tags=dict(cfg.tags),
         nats=cfg.nats,
         pki=cfg.pki,
+        jetstream=cfg.jetstream,
         eks=(cfg.eks or EksConfig()) if cfg.cloud == "aws" else None,
         aks=(cfg.aks or AksConfig()) if cfg.cloud == "azure" else None,
     )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra.jetstream import DeclaredStream
 from infra.nats_values import Gateway
 
 
@@ -20,6 +21,7 @@ class PeerRegion:
     cluster_name: str
     gateway_url: str
     jetstream_servers: int
+    streams: tuple[DeclaredStream, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -83,18 +83,32 @@ def localize(
     ordinal_ports: list[ServerPorts],
     ordinal: int,
     paths: LocalPaths,
+    *,
+    standalone: bool = False,
 ) -> dict[str, Any]:
-    """The chart's config for server `ordinal`, with loopback ports and local file paths."""
+    """The chart's config for server `ordinal`, with loopback ports and local file paths.
+    `standalone` drops routes and gateways: a single JetStream server of its own, which a
+    clustered server can never be (it needs routes or peers to form its meta group)."""
     local = copy.deepcopy(conf)
+    if standalone:
+        local.pop("cluster", None)
+        local.pop("gateway", None)
     ports = ordinal_ports[ordinal]
     local["host"] = LOOPBACK
     local["port"] = ports.client
     local["pid_file"] = str(paths.pid)
     local.pop("http_port", None)
     local["http"] = host_port(LOOPBACK, ports.monitor)
-    for block in (local.get("tls"), local["cluster"].get("tls"), local["gateway"].get("tls")):
+    blocks = (
+        local.get("tls"),
+        local.get("cluster", {}).get("tls"),
+        local.get("gateway", {}).get("tls"),
+    )
+    for block in blocks:
         if block is not None:
             block.update(cert_file=str(paths.cert), key_file=str(paths.key), ca_file=str(paths.ca))
+    if standalone:
+        return local
     cluster = local["cluster"]
     cluster["host"] = LOOPBACK
     cluster["port"] = ports.cluster
@@ -124,6 +138,7 @@ class LocalRegion:
     lb_address: str
     lb_client_port: int
     hosts: dict[str, str]
+    standalone: bool = False
     ports: list[ServerPorts] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     proxies: list[TcpProxy] = field(default_factory=list)
@@ -161,7 +176,7 @@ class LocalRegion:
                 store=server_dir / "jetstream",
                 pid=server_dir / "nats.pid",
             )
-            local = localize(conf, self.ports, ordinal, paths)
+            local = localize(conf, self.ports, ordinal, paths, standalone=self.standalone)
             (server_dir / "nats.conf").write_text(to_nats_conf_text(local))
 
     def start(self) -> None:

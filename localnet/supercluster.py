@@ -25,6 +25,8 @@ class RegionPlan:
     server_name_prefix: str
     replicas: int = 3
     jetstream: bool = True
+    # One server with no routes or gateways (see localnet.region.localize).
+    standalone: bool = False
 
 
 def plan_supercluster(
@@ -67,6 +69,7 @@ def plan_supercluster(
                 lb_address=plan.lb_address,
                 lb_client_port=free_port(plan.lb_address),
                 hosts=hosts,
+                standalone=plan.standalone,
             )
         )
     return regions

@@ -24,6 +24,7 @@ TOP_LEVEL = {
     "nats-supercluster:nats:PeerStacks",
     "nats-supercluster:pki:SuperclusterCa",
     "nats-supercluster:nats:Region",
+    "nats-supercluster:nats:JetStream",
 }
 
 

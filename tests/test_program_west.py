@@ -78,6 +78,7 @@ def test_every_resource_sits_under_a_top_level_component(west: Evaluation) -> No
         "nats-supercluster:azure:AksCluster",
         "nats-supercluster:nats:PeerStacks",
         "nats-supercluster:nats:Region",
+        "nats-supercluster:nats:JetStream",
     }
     for resource in west.resources:
         if resource.type in top_level:

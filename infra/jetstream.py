@@ -1,0 +1,462 @@
+"""JetStream streams, consumers and KV buckets as code: the typed config, its translation into
+JetStream API requests, and the server's rules for what an update may change.
+
+The replace rules are the server's (nats-server 2.14, checked in tests/test_jetstream_live.py):
+an update that the server refuses must be a replacement, and the plan says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from infra.identities import ANSWER_SUBJECTS, ANSWERS_STREAM, RECORDER_CONSUMER
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SUBJECT = re.compile(r"^[^\s.*>]+(\.[^\s.*>]+|\.\*)*(\.>)?$|^\*(\.[^\s.*>]+|\.\*)*(\.>)?$|^>$")
+_DURATION = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d)$")
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
+
+
+def parse_duration(text: str) -> int:
+    """`5d`, `30s`, `250ms`, `0` -> nanoseconds (the JetStream API's unit)."""
+    if text == "0":
+        return 0
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("must be a duration like '30s', '5m', '2h', '5d' or '0'")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("must be 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+def _subject(value: str) -> str:
+    if not _SUBJECT.match(value):
+        raise ValueError(
+            "must be a NATS subject: dot-separated tokens, '*' for one token, '>' only last"
+        )
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Name = Annotated[str, AfterValidator(_name)]
+Subject = Annotated[str, AfterValidator(_subject)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Placement(_Model):
+    cluster: Name | None = Field(None, description="default: this stack's NATS cluster")
+    tags: list[str] = Field(default_factory=list)
+
+
+class SourceConfig(_Model):
+    name: Name
+    filter_subject: Subject | None = None
+
+
+class StreamSpec(_Model):
+    name: Name
+    subjects: list[Subject] = Field(default_factory=list)
+    storage: Literal["file", "memory"] = "file"
+    retention: Literal["limits", "interest", "workqueue"] = "limits"
+    replicas: int | None = Field(None, ge=1, le=5, description="default min(3, region servers)")
+    max_age: Duration = "0"
+    max_bytes: int = Field(-1, ge=-1)
+    max_msgs: int = Field(-1, ge=-1)
+    max_msgs_per_subject: int = Field(-1, ge=-1)
+    discard: Literal["old", "new"] = "old"
+    duplicate_window: Duration = "2m"
+    placement: Placement = Placement()
+    description: str = ""
+    compression: Literal["none", "s2"] = "none"
+    allow_direct: bool = False
+    deny_delete: bool = False
+    deny_purge: bool = False
+    sources: list[SourceConfig] = Field(default_factory=list)
+    mirror: SourceConfig | None = None
+    adopt: bool = Field(False, description="take over an existing stream that differs")
+
+
+class ConsumerSpec(_Model):
+    stream: Name
+    name: Name
+    filter_subjects: list[Subject] = Field(default_factory=list)
+    deliver_policy: Literal["all", "last", "new", "last_per_subject"] = "all"
+    ack_policy: Literal["explicit", "all", "none"] = "explicit"
+    ack_wait: Duration = "30s"
+    max_deliver: int = Field(-1, ge=-1)
+    backoff: list[Duration] = Field(default_factory=list)
+    max_ack_pending: int = Field(1000, ge=-1)
+    sample_frequency: Annotated[str, Field(pattern=r"^([0-9]|[1-9][0-9]|100)%?$")] | None = None
+    description: str = ""
+    adopt: bool = False
+
+
+class KvSpec(_Model):
+    bucket: Name
+    history: int = Field(1, ge=1, le=64)
+    ttl: Duration = "0"
+    max_value_size: int = Field(-1, ge=-1)
+    storage: Literal["file", "memory"] = "file"
+    replicas: int | None = Field(None, ge=1, le=5)
+    description: str = ""
+    adopt: bool = False
+
+
+def _seed_streams() -> list[StreamSpec]:
+    return [
+        StreamSpec(
+            name=ANSWERS_STREAM,
+            subjects=list(ANSWER_SUBJECTS),
+            storage="file",
+            max_age="5d",
+            description="answers from the requesters, drained by the recorder",
+        )
+    ]
+
+
+def _seed_consumers() -> list[ConsumerSpec]:
+    return [
+        ConsumerSpec(
+            stream=ANSWERS_STREAM,
+            name=RECORDER_CONSUMER,
+            ack_policy="explicit",
+            max_deliver=5,
+            backoff=["5s", "30s", "2m"],
+            max_ack_pending=1000,
+            description="the recorder's durable pull consumer",
+        )
+    ]
+
+
+class JetStreamConfig(_Model):
+    """Defaults to seed 001's `answers` stream and the recorder's consumer."""
+
+    streams: list[StreamSpec] = Field(default_factory=_seed_streams)
+    consumers: list[ConsumerSpec] = Field(default_factory=_seed_consumers)
+    kv: list[KvSpec] = Field(default_factory=list)
+    connect_timeout_seconds: int = Field(600, ge=5, le=3600)
+
+
+def kv_stream_name(bucket: str) -> str:
+    return f"KV_{bucket}"
+
+
+# --- API requests -----------------------------------------------------------------------------
+
+
+def _replicas(requested: int | None, own_servers: int, placed_here: bool) -> int:
+    return requested or (min(3, own_servers) if placed_here else 3)
+
+
+def _placement(placement: Placement, own_cluster: str) -> dict[str, Any]:
+    block: dict[str, Any] = {"cluster": placement.cluster or own_cluster}
+    if placement.tags:
+        block["tags"] = list(placement.tags)
+    return block
+
+
+def _source(source: SourceConfig) -> dict[str, Any]:
+    block: dict[str, Any] = {"name": source.name}
+    if source.filter_subject:
+        block["filter_subject"] = source.filter_subject
+    return block
+
+
+def stream_request(spec: StreamSpec, own_cluster: str, own_servers: int) -> dict[str, Any]:
+    """The `config` of a `$JS.API.STREAM.CREATE` request, with every field this program manages."""
+    placement = _placement(spec.placement, own_cluster)
+    config: dict[str, Any] = {
+        "name": spec.name,
+        "subjects": list(spec.subjects),
+        "storage": spec.storage,
+        "retention": spec.retention,
+        "num_replicas": _replicas(spec.replicas, own_servers, placement["cluster"] == own_cluster),
+        "max_age": parse_duration(spec.max_age),
+        "max_bytes": spec.max_bytes,
+        "max_msgs": spec.max_msgs,
+        "max_msgs_per_subject": spec.max_msgs_per_subject,
+        "discard": spec.discard,
+        "duplicate_window": parse_duration(spec.duplicate_window),
+        "placement": placement,
+        "description": spec.description,
+        "compression": spec.compression,
+        "allow_direct": spec.allow_direct,
+        "deny_delete": spec.deny_delete,
+        "deny_purge": spec.deny_purge,
+        "sources": [_source(s) for s in spec.sources],
+    }
+    if spec.mirror is not None:
+        config["mirror"] = _source(spec.mirror)
+    return config
+
+
+def consumer_request(spec: ConsumerSpec) -> dict[str, Any]:
+    """The `config` of a `$JS.API.CONSUMER.CREATE` request for a durable pull consumer.
+    With a backoff the server uses its first step as the ack wait, so the request does too
+    (otherwise every read would report drift)."""
+    backoff = [parse_duration(b) for b in spec.backoff]
+    config: dict[str, Any] = {
+        "durable_name": spec.name,
+        "name": spec.name,
+        "deliver_policy": spec.deliver_policy,
+        "ack_policy": spec.ack_policy,
+        "ack_wait": backoff[0] if backoff else parse_duration(spec.ack_wait),
+        "max_deliver": spec.max_deliver,
+        "backoff": backoff,
+        "max_ack_pending": spec.max_ack_pending,
+        "description": spec.description,
+        "replay_policy": "instant",
+    }
+    if len(spec.filter_subjects) == 1:
+        config["filter_subject"] = spec.filter_subjects[0]
+    elif spec.filter_subjects:
+        config["filter_subjects"] = list(spec.filter_subjects)
+    if spec.sample_frequency is not None:
+        config["sample_freq"] = spec.sample_frequency
+    return config
+
+
+def kv_request(spec: KvSpec, own_cluster: str, own_servers: int) -> dict[str, Any]:
+    """A KV bucket is a stream with these settings (as the NATS clients make it)."""
+    ttl = parse_duration(spec.ttl)
+    two_minutes = parse_duration("2m")
+    return {
+        "name": kv_stream_name(spec.bucket),
+        "subjects": [f"$KV.{spec.bucket}.>"],
+        "storage": spec.storage,
+        "retention": "limits",
+        "num_replicas": _replicas(spec.replicas, own_servers, placed_here=True),
+        "max_age": ttl,
+        "max_bytes": -1,
+        "max_msgs": -1,
+        "max_msgs_per_subject": spec.history,
+        "max_msg_size": spec.max_value_size,
+        "discard": "new",
+        "duplicate_window": min(ttl, two_minutes) if ttl else two_minutes,
+        "placement": {"cluster": own_cluster},
+        "description": spec.description,
+        "compression": "none",
+        "allow_direct": True,
+        "allow_rollup_hdrs": True,
+        "deny_delete": True,
+        "deny_purge": False,
+        "sources": [],
+    }
+
+
+# --- comparing with the server ----------------------------------------------------------------
+
+_ABSENT_MEANS = {
+    "subjects": [],
+    "sources": [],
+    "backoff": [],
+    "description": "",
+    "compression": "none",
+    "filter_subjects": [],
+}
+
+
+def managed_view(requested: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any]:
+    """The server's config restricted to the fields the request manages, in the request's
+    shape, so the two compare equal exactly when nothing this program owns has drifted."""
+    view: dict[str, Any] = {}
+    for key, want in requested.items():
+        have = actual.get(key, _ABSENT_MEANS.get(key))
+        if key == "placement" and isinstance(have, Mapping):
+            have = {k: v for k, v in have.items() if k in want}
+        if key in ("sources", "mirror") and have:
+            have = _trim_sources(have, want)
+        view[key] = have
+    return view
+
+
+def _trim_sources(have: Any, want: Any) -> Any:
+    if isinstance(have, Mapping):
+        return {k: v for k, v in have.items() if k in (want or {}) or k == "name"}
+    wanted = {s["name"]: s for s in want or []}
+    return [_trim_sources(s, wanted.get(s.get("name"), {})) for s in have]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Fields that differ, split by whether the server can update them in place."""
+
+    update: tuple[str, ...]
+    replace: tuple[str, ...]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.update or self.replace)
+
+
+def stream_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
+    differing = _differing(old, new)
+    replace = [k for k in differing if k in ("name", "storage", "mirror")]
+    if "retention" in differing and "workqueue" in (old.get("retention"), new.get("retention")):
+        replace.append("retention")
+    for flag in ("deny_delete", "deny_purge"):
+        if flag in differing and old.get(flag) and not new.get(flag):
+            replace.append(flag)
+    return Changes(tuple(k for k in differing if k not in replace), tuple(replace))
+
+
+def consumer_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
+    differing = _differing(old, new)
+    immutable = ("name", "durable_name", "deliver_policy", "ack_policy", "replay_policy")
+    replace = [k for k in differing if k in immutable]
+    return Changes(tuple(k for k in differing if k not in replace), tuple(replace))
+
+
+def _differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+# --- the supercluster is one JetStream domain -------------------------------------------------
+
+
+def subjects_overlap(a: str, b: str) -> bool:
+    """True when some subject matches both patterns (`*` one token, `>` one or more)."""
+    return _tokens_overlap(a.split("."), b.split("."))
+
+
+def _tokens_overlap(left: list[str], right: list[str]) -> bool:
+    if not left or not right:
+        return not left and not right
+    if ">" in (left[0], right[0]):
+        return True
+    if left[0] == right[0] or "*" in (left[0], right[0]):
+        return _tokens_overlap(left[1:], right[1:])
+    return False
+
+
+@dataclass(frozen=True)
+class DeclaredStream:
+    name: str
+    subjects: tuple[str, ...]
+    cluster: str
+
+
+def collisions(
+    ours: Iterable[DeclaredStream], theirs: Mapping[str, Iterable[DeclaredStream]]
+) -> list[str]:
+    """Stream names and subjects this stack declares that a peer already declares."""
+    problems: list[str] = []
+    for peer, streams in theirs.items():
+        for other in streams:
+            for mine in ours:
+                if mine.name == other.name:
+                    problems.append(
+                        f"stream {mine.name!r} is already declared by stack "
+                        f"{peer!r} (placed in {other.cluster})"
+                    )
+                    continue
+                clash = [
+                    (s, t) for s in mine.subjects for t in other.subjects if subjects_overlap(s, t)
+                ]
+                if clash:
+                    s, t = clash[0]
+                    problems.append(
+                        f"stream {mine.name!r} subject {s!r} overlaps {t!r} of "
+                        f"stream {other.name!r} declared by stack {peer!r}"
+                    )
+    return problems
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One JetStream object this stack manages, ready for the provider."""
+
+    kind: Literal["stream", "consumer"]
+    request: dict[str, Any]
+    adopt: bool
+    stream: str = ""
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.stream}/{self.request['name']}"
+            if self.kind == "consumer"
+            else str(self.request["name"])
+        )
+
+
+def declared_objects(config: JetStreamConfig, own_cluster: str, own_servers: int) -> list[Declared]:
+    """Streams and KV buckets first, then consumers (which need their stream)."""
+    objects = [
+        Declared("stream", stream_request(s, own_cluster, own_servers), s.adopt)
+        for s in config.streams
+    ]
+    objects += [
+        Declared("stream", kv_request(k, own_cluster, own_servers), k.adopt) for k in config.kv
+    ]
+    objects += [
+        Declared("consumer", consumer_request(c), c.adopt, stream=c.stream)
+        for c in config.consumers
+    ]
+    return objects
+
+
+def declared_streams(objects: Iterable[Declared]) -> list[DeclaredStream]:
+    return [
+        DeclaredStream(
+            str(o.request["name"]),
+            tuple(o.request.get("subjects", ())),
+            str(o.request["placement"]["cluster"]),
+        )
+        for o in objects
+        if o.kind == "stream"
+    ]
+
+
+def jetstream_summary(objects: Iterable[Declared]) -> dict[str, list[dict[str, Any]]]:
+    """The `jetstream` stack output: what this stack created and where it is placed; peers
+    read it to keep names and subjects unique across the supercluster."""
+    summary: dict[str, list[dict[str, Any]]] = {"streams": [], "consumers": []}
+    for o in objects:
+        if o.kind == "stream":
+            summary["streams"].append(
+                {
+                    "name": o.request["name"],
+                    "subjects": list(o.request["subjects"]),
+                    "cluster": o.request["placement"]["cluster"],
+                    "replicas": o.request["num_replicas"],
+                }
+            )
+        else:
+            summary["consumers"].append({"stream": o.stream, "name": o.request["name"]})
+    return summary
+
+
+def streams_from_summary(summary: Mapping[str, Any] | None) -> list[DeclaredStream]:
+    return [
+        DeclaredStream(str(s["name"]), tuple(s.get("subjects") or ()), str(s.get("cluster")))
+        for s in (summary or {}).get("streams", [])
+    ]
