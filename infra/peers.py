@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.jetstream import DeclaredStream
+from infra.jetstream import DeclaredStream, streams_from_summary
 from infra.nats_values import Gateway
 
 
@@ -51,7 +51,11 @@ def read_peers(own_cluster: str, outputs: Mapping[str, Mapping[str, Any] | None]
             )
         peers.append(
             PeerRegion(
-                stack, name, str(values["gatewayUrl"]), int(values.get("jetstreamServers") or 0)
+                stack,
+                name,
+                str(values["gatewayUrl"]),
+                int(values.get("jetstreamServers") or 0),
+                tuple(streams_from_summary(values.get("jetstream"))),
             )
         )
     return PeerReading(tuple(peers), tuple(skipped))

@@ -163,6 +163,79 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
     ),
     ("peer is self", with_(AZURE, peers=["west"]), "peers", "itself"),
     ("peer not a stack name", with_(AZURE, peers=["east stack"]), "peers[0]", "stack name"),
+    (
+        "consumer on an undeclared stream",
+        with_(AWS, jetstream={"consumers": [{"stream": "nope", "name": "c"}]}),
+        "jetstream.consumers[0].stream",
+        "declared: answers",
+    ),
+    (
+        "stream duration unreadable",
+        with_(
+            AWS,
+            jetstream={
+                "streams": [{"name": "s", "subjects": ["s"], "maxAge": "1 week"}],
+                "consumers": [],
+            },
+        ),
+        "jetstream.streams[0].maxAge",
+        "duration like",
+    ),
+    (
+        "stream subjects overlap",
+        with_(
+            AWS,
+            jetstream={
+                "streams": [{"name": "a", "subjects": ["x.>"]}, {"name": "b", "subjects": ["x.y"]}],
+                "consumers": [],
+            },
+        ),
+        "jetstream.streams[1].subjects",
+        "overlaps 'x.>'",
+    ),
+    (
+        "more replicas than servers",
+        with_(
+            AWS,
+            jetstream={
+                "streams": [{"name": "s", "subjects": ["s"], "replicas": 5}],
+                "consumers": [],
+            },
+        ),
+        "jetstream.streams[0].replicas",
+        "3 server(s)",
+    ),
+    (
+        "backoff longer than deliveries",
+        with_(
+            AWS,
+            jetstream={
+                "consumers": [
+                    {"stream": "answers", "name": "c", "maxDeliver": 2, "backoff": ["1s", "2s"]}
+                ]
+            },
+        ),
+        "jetstream.consumers[0].maxDeliver",
+        "backoff",
+    ),
+    (
+        "stream in a region without jetstream",
+        with_(AWS, nats={"jetstream": False}),
+        "jetstream.streams[0].placement.cluster",
+        "nats.jetstream is false",
+    ),
+    (
+        "one jetstream server without peers",
+        with_(AWS, nats={"replicas": 1}),
+        "nats.replicas",
+        "list peers",
+    ),
+    (
+        "unknown stream storage",
+        with_(AWS, jetstream={"streams": [{"name": "s", "subjects": ["s"], "storage": "disk"}]}),
+        "jetstream.streams[0].storage",
+        "'file' or 'memory'",
+    ),
     ("reserved tag prefix", with_(AWS, tags={"aws:owner": "me"}), "tags.aws:owner", "reserved"),
 ]
 

@@ -13,6 +13,16 @@ import pytest
 from infra import aws_iam
 from infra.config import parse_stack_config
 from infra.endpoint import ingress_address, lb_annotations
+from infra.jetstream import (
+    Changes,
+    ConsumerSpec,
+    consumer_changes,
+    consumer_request,
+    managed_view,
+    parse_duration,
+    stream_changes,
+    subjects_overlap,
+)
 from infra.kubeconfig import aks_kubeconfig, eks_kubeconfig
 from infra.naming import base_name, common_tags, kubernetes_cluster_name
 from infra.network import elb_subnet_tags, subnet_plan
@@ -236,3 +246,70 @@ def test_lb_annotations_wait_for_the_clouds_address_field() -> None:
     assert ingress_address("aws", [{"hostname": "x.elb.amazonaws.com"}]) == "x.elb.amazonaws.com"
     with pytest.raises(ValueError, match="no ip yet"):
         ingress_address("azure", [{"hostname": "x"}])
+
+
+def test_durations_are_nanoseconds() -> None:
+    assert parse_duration("5d") == 5 * 86_400 * 10**9
+    assert parse_duration("250ms") == 250 * 10**6
+    assert parse_duration("0") == 0
+    with pytest.raises(ValueError, match="duration like"):
+        parse_duration("5 days")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("a.b", "a.b", True),
+        ("a.*", "a.b", True),
+        ("a.>", "a.b.c", True),
+        ("a", "a.>", False),
+        ("a.b", "a.c", False),
+        (">", "x", True),
+        ("a.*.c", "a.b.*", True),
+        ("a.b", "a.b.c", False),
+        ("$KV.x.>", "$KV.y.>", False),
+    ],
+)
+def test_subject_overlap(a: str, b: str, overlap: bool) -> None:
+    assert subjects_overlap(a, b) is overlap
+    assert subjects_overlap(b, a) is overlap
+
+
+def test_stream_change_rules_follow_the_server() -> None:
+    base = {"storage": "file", "retention": "limits", "max_age": 1, "deny_delete": False}
+    assert stream_changes(base, {**base, "max_age": 2}) == Changes(("max_age",), ())
+    assert stream_changes(base, {**base, "storage": "memory"}).replace == ("storage",)
+    assert stream_changes(base, {**base, "retention": "interest"}).replace == ()
+    assert stream_changes(base, {**base, "retention": "workqueue"}).replace == ("retention",)
+    assert stream_changes(base, {**base, "deny_delete": True}).replace == ()
+    assert stream_changes({**base, "deny_delete": True}, base).replace == ("deny_delete",)
+    consumer = {"deliver_policy": "all", "ack_wait": 1}
+    assert consumer_changes(consumer, {**consumer, "ack_wait": 2}).replace == ()
+    assert consumer_changes(consumer, {**consumer, "deliver_policy": "new"}).replace == (
+        "deliver_policy",
+    )
+
+
+def test_managed_view_ignores_what_the_program_does_not_manage() -> None:
+    requested = {
+        "name": "s",
+        "subjects": ["s.>"],
+        "placement": {"cluster": "east"},
+        "description": "",
+    }
+    actual = {
+        "name": "s",
+        "subjects": ["s.>"],
+        "max_consumers": -1,
+        "placement": {"cluster": "east", "tags": []},
+        "metadata": {"x": "y"},
+    }
+    assert managed_view(requested, actual) == requested
+
+
+def test_backoff_sets_the_ack_wait_as_the_server_does() -> None:
+    request = consumer_request(
+        ConsumerSpec(stream="s", name="c", backoff=["5s", "30s"], max_deliver=4)
+    )
+    assert request["ack_wait"] == 5 * 10**9
+    assert request["backoff"] == [5 * 10**9, 30 * 10**9]
