@@ -90,26 +90,26 @@ def evaluate_stack(
 ) -> Evaluation:
     """Evaluate the program as `pulumi up` would, with the clouds mocked. `stack_outputs` are
     other stacks' outputs by qualified name (`organization/<project>/<stack>`)."""
+    project = project_name(project_dir)
+    region = config.get(f"{project}:region", "us-east-1")
+    monitor = RecordingMonitor(CloudMocks(region, dict(stack_outputs or {})))
     loop = asyncio.new_event_loop()  # Pulumi's runner drives the current loop of the thread
     asyncio.set_event_loop(loop)
     try:
-        return contextvars.Context().run(
-            _evaluate, stack, dict(config), project_dir, dict(stack_outputs or {})
-        )
+        return contextvars.Context().run(_evaluate, stack, dict(config), project_dir, monitor)
     finally:
+        # After a failure, RPCs may still run on the loop's executor threads; wait for them
+        # before closing the event loops they gave themselves.
+        loop.run_until_complete(loop.shutdown_default_executor())
+        monitor.close()
         loop.close()
         asyncio.set_event_loop(None)
 
 
 def _evaluate(
-    stack: str,
-    config: dict[str, str],
-    project_dir: Path,
-    stack_outputs: dict[str, Mapping[str, Any]],
+    stack: str, config: dict[str, str], project_dir: Path, monitor: RecordingMonitor
 ) -> Evaluation:
     project = project_name(project_dir)
-    region = config.get(f"{project}:region", "us-east-1")
-    monitor = RecordingMonitor(CloudMocks(region, stack_outputs))
     log = _WarningLog()
     set_mocks(
         monitor.mocks,
@@ -139,8 +139,6 @@ def _evaluate(
         _sync_await(run_pulumi_func(program))
     except Exception as exc:
         raise EvaluationError(exc, monitor.registrations) from exc
-    finally:
-        monitor.close()
     seconds = time.perf_counter() - started
     return Evaluation(
         stack,

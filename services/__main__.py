@@ -1,0 +1,73 @@
+"""`python -m services calculator|requester|recorder`; configuration from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from services import logs
+from services.connect import connect
+from services.settings import (
+    CalculatorSettings,
+    NatsSettings,
+    RecorderSettings,
+    RequesterSettings,
+    SettingsError,
+)
+
+USAGE = "usage: python -m services calculator|requester|recorder"
+
+
+async def _requester() -> int:
+    from services.requester import run  # noqa: PLC0415
+
+    settings = NatsSettings.from_env("requester")
+    work = RequesterSettings.from_env()
+    client = await connect(settings, logs.setup("requester", settings.region))
+    summary = await run(client, settings, work)
+    await client.drain()
+    print(json.dumps(summary.as_dict()))
+    return 0 if summary.failed == 0 else 1
+
+
+async def _recorder() -> int:
+    from services.recorder import MySql, serve  # noqa: PLC0415
+
+    settings = NatsSettings.from_env("recorder")
+    database = RecorderSettings.from_env()
+    logger = logs.setup("recorder", settings.region)
+    client = await connect(settings, logger)
+    db = MySql(database)
+    try:
+        await serve(client, db, database, logger)
+    finally:
+        db.close()
+        # Everything taken was acknowledged or will be redelivered; drain() can wait forever
+        # on a pull subscription, so flush the acks and close.
+        await client.flush()
+        await client.close()
+    return 0
+
+
+async def _calculator() -> int:
+    from services.calculator import serve  # noqa: PLC0415
+
+    await serve(NatsSettings.from_env("calculator"), CalculatorSettings.from_env())
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    programs = {"calculator": _calculator, "requester": _requester, "recorder": _recorder}
+    if len(argv) != 1 or argv[0] not in programs:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(programs[argv[0]]())
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+"""Connecting as one identity: its own certificate, its own reply inbox."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+from nats.aio.client import Client
+
+from services.settings import NatsSettings
+
+
+def tls_context(settings: NatsSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(settings.ca_file))
+    context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+    return context
+
+
+async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
+    """Reconnects forever: a service outlives server restarts and gateway blips."""
+    client = Client()
+
+    async def on_error(error: Exception) -> None:
+        logger.warning("nats error", extra={"fields": {"error": str(error)}})
+
+    async def on_disconnect() -> None:
+        logger.warning("disconnected from nats")
+
+    async def on_reconnect() -> None:
+        logger.info("reconnected", extra={"fields": {"server": str(client.connected_url)}})
+
+    await client.connect(
+        servers=[settings.url],
+        tls=tls_context(settings),
+        tls_hostname=settings.tls_hostname,
+        inbox_prefix=f"_INBOX.{settings.identity}".encode(),
+        name=f"{settings.identity}@{settings.region}",
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+    )
+    return client

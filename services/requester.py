@@ -1,0 +1,161 @@
+"""The requester: many calculations in flight (bounded), retried on no-responders and timeouts
+with backoff, each answer published to JetStream with a message id, then a summary.
+
+Seed 001's requester sent one request at a time with a 2 s timeout and gave up on the first
+error; this one keeps CONCURRENCY requests in flight and loses none to a transient failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+
+from infra.identities import ANSWER_SUBJECTS
+from services import logs
+from services.calculator import OPERATIONS, subject
+from services.settings import NatsSettings, RequesterSettings
+
+SIGNIFICANT, THROWAWAY = ANSWER_SUBJECTS
+_FIRST_BACKOFF = 0.05
+_MAX_BACKOFF = 2.0
+
+
+def answer_subject(result: float) -> str:
+    """Seed 001's rule: a result above 1 is significant."""
+    return SIGNIFICANT if result > 1 else THROWAWAY
+
+
+@dataclass(frozen=True)
+class Planned:
+    request_id: str
+    operation: str
+    a: float
+    b: float
+
+    def payload(self) -> bytes:
+        return json.dumps({"a": self.a, "b": self.b}).encode()
+
+
+def plan(count: int, seed: int) -> list[Planned]:
+    """Deterministic work for a given seed; the ids make republishing idempotent."""
+    rng = random.Random(seed)
+    namespace = uuid.UUID(int=seed)
+    return [
+        Planned(
+            request_id=str(uuid.uuid5(namespace, str(i))),
+            operation=rng.choice(sorted(OPERATIONS)),
+            a=float(rng.randint(0, 100)),
+            b=float(rng.randint(1, 100)),
+        )
+        for i in range(count)
+    ]
+
+
+@dataclass
+class Summary:
+    requested: int = 0
+    answered: int = 0
+    refused: int = 0
+    failed: int = 0
+    published: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    served_by: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+        return {
+            "requested": self.requested,
+            "answered": self.answered,
+            "refused": self.refused,
+            "failed": self.failed,
+            "published": self.published,
+            "duplicates": self.duplicates,
+            "retries": self.retries,
+            "served_by": dict(self.served_by),
+            "latency_ms_p50": round(statistics.median(ordered), 2) if ordered else None,
+            "latency_ms_p99": round(ordered[int(len(ordered) * 0.99) - 1], 2) if ordered else None,
+        }
+
+
+async def _with_retries(attempts: int, summary: Summary, call: Any) -> Any:
+    delay = _FIRST_BACKOFF
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+            if attempt == attempts - 1:
+                raise
+            summary.retries += 1
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, _MAX_BACKOFF)
+    raise AssertionError("unreachable")
+
+
+async def run(client: Client, settings: NatsSettings, requester: RequesterSettings) -> Summary:
+    js = client.jetstream()
+    summary = Summary(requested=requester.requests)
+    slots = asyncio.Semaphore(requester.concurrency)
+    logger = logs.setup("requester", settings.region)
+
+    async def one(work: Planned) -> None:
+        async with slots:
+            started = time.perf_counter()
+            try:
+                reply = await _with_retries(
+                    requester.attempts,
+                    summary,
+                    lambda: client.request(
+                        subject(work.operation), work.payload(), timeout=requester.timeout_seconds
+                    ),
+                )
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                summary.failed += 1
+                return
+            summary.latencies_ms.append((time.perf_counter() - started) * 1000)
+            if reply.headers and "Nats-Service-Error-Code" in reply.headers:
+                summary.refused += 1
+                return
+            answer = json.loads(reply.data)
+            summary.answered += 1
+            summary.served_by[answer["region"]] += 1
+            record = {
+                "request_id": work.request_id,
+                "op": work.operation,
+                "a": work.a,
+                "b": work.b,
+                "result": answer["result"],
+                "served_by": answer["region"],
+                "requested_in": settings.region,
+            }
+            try:
+                ack = await _with_retries(
+                    requester.attempts,
+                    summary,
+                    lambda: js.publish(
+                        answer_subject(answer["result"]),
+                        json.dumps(record).encode(),
+                        timeout=requester.timeout_seconds,
+                        headers={"Nats-Msg-Id": work.request_id},
+                    ),
+                )
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                summary.failed += 1  # answered, but JetStream did not take it
+                return
+            summary.published += 1
+            summary.duplicates += int(bool(ack.duplicate))
+
+    await asyncio.gather(*(one(w) for w in plan(requester.requests, requester.seed)))
+    logs.event(logger, "done", **summary.as_dict())
+    return summary

@@ -1,0 +1,127 @@
+"""Service configuration from the environment, with errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A missing or malformed environment variable; the message names it."""
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    value = env.get(name, default)
+    if value is None or value == "":
+        raise SettingsError(f"{name} is required")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _file(env: Mapping[str, str], name: str) -> Path:
+    path = Path(_get(env, name))
+    if not path.is_file():
+        raise SettingsError(f"{name} points to {path}, which is not a readable file")
+    return path
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    """Where to connect and the identity's mounted certificate (NATS_CA/CERT/KEY_FILE)."""
+
+    url: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    tls_hostname: str | None
+    identity: str
+    region: str
+
+    @classmethod
+    def from_env(cls, identity: str, env: Mapping[str, str] | None = None) -> NatsSettings:
+        env = os.environ if env is None else env
+        url = _get(env, "NATS_URL")
+        if not url.startswith("tls://"):
+            raise SettingsError(f"NATS_URL must be a tls:// URL, got {url!r}")
+        return cls(
+            url=url,
+            ca_file=_file(env, "NATS_CA_FILE"),
+            cert_file=_file(env, "NATS_CERT_FILE"),
+            key_file=_file(env, "NATS_KEY_FILE"),
+            tls_hostname=env.get("NATS_TLS_HOSTNAME") or None,
+            identity=identity,
+            region=_get(env, "REGION"),
+        )
+
+
+@dataclass(frozen=True)
+class CalculatorSettings:
+    operation: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CalculatorSettings:
+        from services.calculator import OPERATIONS  # noqa: PLC0415
+
+        env = os.environ if env is None else env
+        operation = _get(env, "OPERATION")
+        if operation not in OPERATIONS:
+            raise SettingsError(
+                f"OPERATION must be one of {', '.join(OPERATIONS)}, got {operation!r}"
+            )
+        return cls(operation)
+
+
+@dataclass(frozen=True)
+class RequesterSettings:
+    requests: int
+    concurrency: int
+    timeout_seconds: int
+    attempts: int
+    seed: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RequesterSettings:
+        env = os.environ if env is None else env
+        return cls(
+            requests=_int(env, "REQUESTS", 1000, 1, 10_000_000),
+            concurrency=_int(env, "CONCURRENCY", 64, 1, 10_000),
+            timeout_seconds=_int(env, "REQUEST_TIMEOUT_SECONDS", 2, 1, 60),
+            attempts=_int(env, "REQUEST_ATTEMPTS", 5, 1, 100),
+            seed=_int(env, "SEED", 1, 0, 2**31),
+        )
+
+
+@dataclass(frozen=True)
+class RecorderSettings:
+    db_host: str
+    db_port: int
+    db_user: str
+    db_password: str
+    db_name: str
+    batch_size: int
+    max_deliveries: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RecorderSettings:
+        env = os.environ if env is None else env
+        return cls(
+            db_host=_get(env, "DB_HOST"),
+            db_port=_int(env, "DB_PORT", 3306, 1, 65535),
+            db_user=_get(env, "DB_USER"),
+            db_password=_get(env, "DB_PASSWORD"),
+            db_name=_get(env, "DB_NAME", "answers"),
+            batch_size=_int(env, "BATCH_SIZE", 100, 1, 10_000),
+            max_deliveries=_int(env, "MAX_DELIVERIES", 5, 1, 1000),
+        )

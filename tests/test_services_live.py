@@ -1,0 +1,429 @@
+"""The application against a real 3-server region and a real MariaDB: each service a process of
+its own with only its own identity, as in the clusters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nats.aio.client import Client
+
+from infra.jetstream import JetStreamConfig, consumer_request, stream_request
+from infra.jetstream_ops import Connection, JetStreamAdmin, connect
+from localnet.mariadb import MariaDb, available
+from localnet.region import LocalRegion
+from localnet.supercluster import RegionPlan, plan_supercluster
+from offline.stack_files import PROJECT_DIR
+from services.calculator import OPERATIONS
+
+pytestmark = pytest.mark.skipif(not available(), reason="needs Debian's mariadb-server")
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegion]:
+    (app,) = plan_supercluster(
+        tmp_path_factory.mktemp("app"),
+        [RegionPlan("east", "east.lb.nats.test", "127.0.0.1", "aws-us-east-1-")],
+    )
+    app.write()
+    app.start()
+    _create_seed_jetstream(app)
+    yield app
+    app.stop()
+
+
+def _admin_connection(region: LocalRegion) -> Connection:
+    cert, key, ca = region.client_files("admin")
+    return Connection(
+        url=f"tls://{region.lb_address}:{region.lb_client_port}",
+        ca_pem=ca.read_text(),
+        cert_pem=cert.read_text(),
+        key_pem=key.read_text(),
+        tls_hostname=region.spec.endpoint,
+        timeout_seconds=30,
+    )
+
+
+def _admin(region: LocalRegion, subject: str, body: dict[str, Any] | None = None) -> Any:
+    async def call() -> Any:
+        client = await connect(_admin_connection(region))
+        try:
+            return await JetStreamAdmin(client).api(subject, body)
+        finally:
+            await client.close()
+
+    return asyncio.run(call())
+
+
+def _create_seed_jetstream(region: LocalRegion) -> None:
+    """The stack's default JetStream objects, exactly as the program declares them."""
+    seed = JetStreamConfig()
+    stream = stream_request(seed.streams[0], region.name, region.spec.replicas)
+    _admin(region, f"STREAM.CREATE.{stream['name']}", stream)
+    consumer = consumer_request(seed.consumers[0])
+    _admin(
+        region,
+        f"CONSUMER.CREATE.{stream['name']}.{consumer['name']}",
+        {"stream_name": stream["name"], "config": consumer, "action": "create"},
+    )
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDb]:
+    db = MariaDb(tmp_path_factory.mktemp("mariadb"))
+    db.install()
+    yield db
+    db.stop()
+
+
+def service_env(region: LocalRegion, identity: str, **extra: str) -> dict[str, str]:
+    cert, key, ca = region.client_files(identity)
+    return {
+        "PATH": os.environ["PATH"],
+        "NATS_URL": f"tls://{region.lb_address}:{region.lb_client_port}",
+        "NATS_TLS_HOSTNAME": region.spec.endpoint,
+        "NATS_CA_FILE": str(ca),
+        "NATS_CERT_FILE": str(cert),
+        "NATS_KEY_FILE": str(key),
+        "REGION": region.name,
+        **extra,
+    }
+
+
+class Service:
+    def __init__(self, program: str, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as stderr:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services", program],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def calculators(region: LocalRegion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    logs = tmp_path_factory.mktemp("calculator-logs")
+    running = [
+        Service("calculator", service_env(region, "calculator", OPERATION=op), logs / f"{op}.log")
+        for op in OPERATIONS
+    ]
+    _wait_for_service(region, "math.numbers.divide")
+    yield
+    for service in running:
+        service.stop()
+        assert service.process.returncode == 0, service.log.read_text()[-2000:]
+
+
+def _wait_for_service(region: LocalRegion, subject: str) -> None:
+    async def probe() -> None:
+        client = await _client(region, "requester")
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    await client.request(subject, b'{"a": 1, "b": 1}', timeout=1)
+                    return
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+        finally:
+            await client.close()
+
+    asyncio.run(probe())
+
+
+async def _client(region: LocalRegion, identity: str) -> Client:
+    import ssl  # noqa: PLC0415
+
+    cert, key, ca = region.client_files(identity)
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    return await nats.connect(
+        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
+        tls=context,
+        tls_hostname=region.spec.endpoint,
+        inbox_prefix=f"_INBOX.{identity}".encode(),
+    )
+
+
+def run_requester(region: LocalRegion, count: int, seed: int, log: Path) -> dict[str, Any]:
+    env = service_env(region, "requester", REQUESTS=str(count), CONCURRENCY="50", SEED=str(seed))
+    result = subprocess.run(
+        [sys.executable, "-m", "services", "requester"],
+        check=False,
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log.write_text(result.stderr)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def rows(db: MariaDb) -> tuple[int, int]:
+    count, distinct = db.sql(
+        f"SELECT COUNT(*), COUNT(DISTINCT request_id) FROM {db.database}.answers"
+    ).split()
+    return int(count), int(distinct)
+
+
+def wait_for_rows(db: MariaDb, expected: int, timeout: float = 60) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            seen = rows(db)
+        except subprocess.CalledProcessError:
+            seen = (-1, -1)
+        if seen[0] >= expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.25)
+
+
+def start_recorder(region: LocalRegion, db: MariaDb, log: Path) -> Service:
+    return Service(
+        "recorder", service_env(region, "recorder", **db.environment(), BATCH_SIZE="50"), log
+    )
+
+
+@pytest.mark.usefixtures("calculators")
+def test_end_to_end_requests_answers_and_rows(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    recorder = start_recorder(region, database, tmp_path / "recorder.log")
+    try:
+        summary = run_requester(region, 500, seed=1, log=tmp_path / "requester.log")
+        assert summary["answered"] == 500
+        assert summary["published"] == 500
+        assert summary["failed"] == 0
+        assert summary["served_by"] == {"east": 500}
+        assert wait_for_rows(database, 500) == (500, 500)
+        significant = int(
+            database.sql(
+                "SELECT COUNT(*) FROM answers.answers WHERE subject='answers.significant' "
+                "AND result <= 1"
+            )
+        )
+        assert significant == 0
+    finally:
+        recorder.stop()
+    assert recorder.process.returncode == 0
+
+
+@pytest.mark.usefixtures("calculators")
+def test_republished_answers_are_deduplicated(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    before = rows(database)[0]
+    first = run_requester(region, 50, seed=2, log=tmp_path / "r1.log")
+    again = run_requester(region, 50, seed=2, log=tmp_path / "r2.log")  # same ids
+    assert first["duplicates"] == 0
+    assert again["duplicates"] == 50
+    recorder = start_recorder(region, database, tmp_path / "recorder.log")
+    try:
+        assert wait_for_rows(database, before + 50) == (before + 50, before + 50)
+        time.sleep(1)
+        assert rows(database) == (before + 50, before + 50)
+    finally:
+        recorder.stop()
+
+
+@pytest.mark.usefixtures("calculators")
+def test_a_database_outage_delays_records_and_loses_none(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    before = rows(database)[0]
+    recorder = start_recorder(region, database, tmp_path / "recorder.log")
+    try:
+        database.stop()
+        summary = run_requester(region, 300, seed=3, log=tmp_path / "requester.log")
+        assert summary["published"] == 300
+        time.sleep(8)  # longer than the consumer's ack wait (5 s): held, not redelivered
+        assert recorder.process.poll() is None
+        database.start()
+        assert wait_for_rows(database, before + 300) == (before + 300, before + 300)
+    finally:
+        recorder.stop()
+    info = _admin(region, "CONSUMER.INFO.answers.recorder")
+    assert info["num_ack_pending"] == 0
+    assert "database unavailable" in (tmp_path / "recorder.log").read_text()
+
+
+@pytest.mark.usefixtures("calculators")
+def test_a_recorder_killed_mid_batch_loses_and_duplicates_nothing(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    before = rows(database)[0]
+    summary = run_requester(region, 2000, seed=4, log=tmp_path / "requester.log")
+    assert summary["published"] == 2000
+    for round_ in range(3):  # kill it hard three times while it works through the backlog
+        recorder = start_recorder(region, database, tmp_path / f"recorder-{round_}.log")
+        wait_for_rows(database, before + 1 + 500 * round_, timeout=30)
+        recorder.stop(signal.SIGKILL)
+    recorder = start_recorder(region, database, tmp_path / "recorder-last.log")
+    try:
+        assert wait_for_rows(database, before + 2000, timeout=90) == (before + 2000, before + 2000)
+    finally:
+        recorder.stop()
+
+
+def test_poison_messages_are_dead_lettered(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    async def publish() -> None:
+        client = await _client(region, "requester")
+        js = client.jetstream()
+        await js.publish("answers.throwaway", b"{not json")
+        await js.publish("answers.throwaway", json.dumps({"request_id": "x", "op": "add"}).encode())
+        await client.close()
+
+    asyncio.run(publish())
+    recorder = start_recorder(region, database, tmp_path / "recorder.log")
+    try:
+        deadline = time.monotonic() + 20
+        while int(database.sql("SELECT COUNT(*) FROM answers.dead_letters")) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        recorder.stop()
+    errors = database.sql("SELECT error FROM answers.dead_letters ORDER BY stream_seq")
+    assert "JSONDecodeError" in errors
+    assert "KeyError" in errors
+
+
+class FuzzClient:
+    """One connection on a loop of its own, so hypothesis can drive it synchronously."""
+
+    def __init__(self, region: LocalRegion) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.client = self.call(_client(region, "requester"))
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        self.call(self.client.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+_numbers = st.floats(allow_nan=False, allow_infinity=False, width=64)
+_bad_values = st.one_of(
+    st.text(max_size=5),
+    st.none(),
+    st.booleans(),
+    st.lists(_numbers),
+    st.floats(min_value=1e16, max_value=1e300),
+)
+BAD_REQUESTS = st.one_of(
+    st.binary(max_size=64).filter(lambda b: not b.strip().startswith(b"{")),
+    st.just(b"NaN"),
+    st.just(b'{"a": NaN, "b": 1}'),
+    st.just(b'{"a": Infinity, "b": 1}'),
+    st.builds(lambda v: json.dumps(v).encode(), st.one_of(st.lists(_numbers), st.text())),
+    st.builds(lambda a: json.dumps({"a": a}).encode(), _numbers),
+    st.builds(lambda a, b: json.dumps({"a": a, "b": b}).encode(), _bad_values, _numbers),
+    st.builds(lambda a, b: json.dumps({"a": a, "b": b}).encode(), _numbers, _bad_values),
+    st.builds(lambda a: json.dumps({"a": a, "b": 0}).encode(), _numbers),  # for divide
+    st.binary(min_size=4097, max_size=5000),
+)
+
+
+@pytest.mark.usefixtures("calculators")
+def test_bad_requests_get_error_replies_and_the_services_keep_serving(region: LocalRegion) -> None:
+    fuzz = FuzzClient(region)
+    seen = {"count": 0}
+
+    @settings(
+        max_examples=1000, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(payload=BAD_REQUESTS)
+    def bad_request_is_refused(payload: bytes) -> None:
+        is_division = payload.endswith(b', "b": 0}')
+        subject = "math.numbers.divide" if is_division else "math.numbers.add"
+        reply = fuzz.call(fuzz.client.request(subject, payload, timeout=5))
+        assert reply.headers is not None, (payload, reply.data)
+        assert reply.headers.get("Nats-Service-Error-Code") in {"400", "413", "422"}
+        assert reply.headers.get("Nats-Service-Error")
+        seen["count"] += 1
+
+    try:
+        bad_request_is_refused()
+        assert seen["count"] >= 1000
+        for op in OPERATIONS:
+            good = fuzz.call(
+                fuzz.client.request(f"math.numbers.{op}", b'{"a": 6, "b": 3}', timeout=5)
+            )
+            assert json.loads(good.data)["region"] == "east"
+    finally:
+        fuzz.close()
+
+
+def test_a_service_with_another_identity_cannot_serve(region: LocalRegion, tmp_path: Path) -> None:
+    env = service_env(region, "requester", OPERATION="multiply")  # wrong identity's cert
+    env["NATS_CERT_FILE"], env["NATS_KEY_FILE"] = (
+        str(p) for p in region.client_files("requester")[:2]
+    )
+    impostor = Service("calculator", env, tmp_path / "impostor.log")
+    try:
+        time.sleep(2)
+
+        async def ask() -> bool:
+            client = await _client(region, "admin")
+            try:
+                reply = await client.request(
+                    "math.numbers.multiply", b'{"a": 2, "b": 3}', timeout=2
+                )
+                return bool(json.loads(reply.data)["region"] != "impostor")
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                return True
+            finally:
+                await client.close()
+
+        assert asyncio.run(ask())
+    finally:
+        impostor.stop()
+    assert "permissions violation" in (tmp_path / "impostor.log").read_text().lower()
+
+
+def test_missing_configuration_is_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services", "recorder"],
+        check=False,
+        cwd=PROJECT_DIR,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "NATS_URL is required" in result.stderr
