@@ -8,6 +8,7 @@ from components.nats_region import NatsRegion, NatsRegionArgs
 from components.peers import PeerStacks
 from components.pki import SuperclusterCa
 from components.stack_config import read_stack_config
+from components.workloads import Application, ApplicationArgs
 from infra.jetstream import declared_objects
 from infra.naming import base_name
 from infra.nats_values import nats_context
@@ -37,6 +38,19 @@ jetstream = JetStreamResources(
         after=[region.release],
     ),
 )
+
+if config.app.enabled:
+    Application(
+        f"{name}-app",
+        ApplicationArgs(
+            config=config,
+            image=config.require_app_image(),
+            kubernetes=platform.provider,
+            client_secrets=region.pki.client_secrets,
+            storage_class=platform.storage_class_name,
+            after=[region.release, *jetstream.objects.values()],
+        ),
+    )
 
 pulumi.export("cloud", config.cloud)
 pulumi.export("region", config.region)

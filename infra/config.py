@@ -174,6 +174,34 @@ class NatsConfig(_Model):
     )
 
 
+_IMAGE = re.compile(
+    r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$"
+)
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise ValueError(
+            "must be a container image reference like "
+            "'ghcr.io/org/nats-supercluster-services:<tag>'"
+        )
+    return value
+
+
+class AppConfig(_Model):
+    """The application of seed 001 on this region (services/)."""
+
+    enabled: bool = True
+    image: Annotated[str, AfterValidator(_image)] | None = None
+    calculator_replicas: int = Field(3, ge=1, le=50)
+    requests: int = Field(1000, ge=1, le=10_000_000)
+    concurrency: int = Field(64, ge=1, le=10_000)
+    mysql_image: Annotated[str, AfterValidator(_image)] = "mysql:8.4"
+    mysql_storage_size: Annotated[str, AfterValidator(_matching(r"[1-9][0-9]*Gi", "'10Gi'"))] = (
+        "10Gi"
+    )
+
+
 class PkiConfig(_Model):
     """Who owns the supercluster's CA: that stack creates it, every other stack reads it."""
 
@@ -193,6 +221,7 @@ class _RawStackConfig(_Model):
     nats: NatsConfig = NatsConfig()
     pki: PkiConfig = PkiConfig()
     jetstream: JetStreamConfig = JetStreamConfig()
+    app: AppConfig = AppConfig()
     eks: EksConfig | None = None
     aks: AksConfig | None = None
 
@@ -223,8 +252,14 @@ class StackConfig:
     nats: NatsConfig
     pki: PkiConfig
     jetstream: JetStreamConfig
+    app: AppConfig
     eks: EksConfig | None
     aks: AksConfig | None
+
+    def require_app_image(self) -> str:
+        if self.app.image is None:
+            raise ValueError("app.image is not set")
+        return self.app.image
 
     @property
     def owns_ca(self) -> bool:
@@ -401,6 +436,15 @@ def _cross_check(cfg: _RawStackConfig, stack: str) -> list[ConfigIssue]:
             add(ConfigIssue(f"tags.{key}", "uses a prefix reserved by the cloud provider"))
 
     issues += _check_jetstream(cfg.jetstream, cfg.nats, cfg.cluster_name or stack)
+    if cfg.app.enabled and cfg.app.image is None:
+        add(
+            ConfigIssue(
+                "app.image",
+                "is required while app.enabled is true: build "
+                "services/Dockerfile and push it (README, 'The application'), or set "
+                "app.enabled to false",
+            )
+        )
     if cfg.nats.jetstream and cfg.nats.replicas < 3 and not cfg.peers:
         add(
             ConfigIssue(
@@ -701,6 +745,7 @@ def _resolve(cfg: _RawStackConfig, project: str, stack: str) -> StackConfig:
         nats=cfg.nats,
         pki=cfg.pki,
         jetstream=cfg.jetstream,
+        app=cfg.app,
         eks=(cfg.eks or EksConfig()) if cfg.cloud == "aws" else None,
         aks=(cfg.aks or AksConfig()) if cfg.cloud == "azure" else None,
     )

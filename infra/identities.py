@@ -16,6 +16,7 @@ CERT_ORGANIZATION = "nats-supercluster"
 
 # Request subjects of the calculators (seed 001's services): math.numbers.<op>.
 MATH_SUBJECTS = "math.numbers.*"
+MATH_OPERATIONS = ("add", "subtract", "multiply", "divide")
 # What the requester publishes answers to, and the stream that keeps them.
 ANSWER_SUBJECTS = ("answers.significant", "answers.throwaway")
 ANSWERS_STREAM = "answers"

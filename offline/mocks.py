@@ -248,6 +248,9 @@ _STATE: dict[str, Any] = {
     "kubernetes:helm.sh/v3:Release": CloudMocks._helm_release,
     "kubernetes:core/v1:Service": CloudMocks._service,
     "pulumi:pulumi:StackReference": CloudMocks._stack_reference,
+    "random:index/randomPassword:RandomPassword": lambda _m, n, i: {
+        "result": _token("password", n, length=int(i.get("length", 16)))
+    },
     "tls:index/privateKey:PrivateKey": lambda _m, _n, i: tls_mocks.private_key(i),
     "tls:index/selfSignedCert:SelfSignedCert": lambda _m, _n, i: tls_mocks.self_signed_cert(i),
     "tls:index/certRequest:CertRequest": lambda _m, _n, i: tls_mocks.cert_request(i),

@@ -20,6 +20,7 @@ from typing import Any
 import nats.micro
 from nats.micro.request import Request
 
+from infra.identities import MATH_OPERATIONS
 from services import logs
 from services.connect import connect
 from services.settings import CalculatorSettings, NatsSettings
@@ -28,12 +29,13 @@ VERSION = "1.0.0"
 MAX_OPERAND = 1e15  # integers up to here are exact in a double
 MAX_PAYLOAD = 4096
 
-OPERATIONS: dict[str, Callable[[float, float], float]] = {
+_FUNCTIONS: dict[str, Callable[[float, float], float]] = {
     "add": operator.add,
     "subtract": operator.sub,
     "multiply": operator.mul,
     "divide": operator.truediv,
 }
+OPERATIONS = {name: _FUNCTIONS[name] for name in MATH_OPERATIONS}
 
 REQUEST_SCHEMA = {
     "type": "object",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
 from nats.aio.client import Client
 
+from services.health import heartbeat
 from services.settings import NatsSettings
 
 
@@ -17,7 +19,8 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext:
 
 
 async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
-    """Reconnects forever: a service outlives server restarts and gateway blips."""
+    """Reconnects forever: a service outlives server restarts and gateway blips. While
+    connected it keeps its liveness file fresh for the Kubernetes probe (services.health)."""
     client = Client()
 
     async def on_error(error: Exception) -> None:
@@ -41,4 +44,9 @@ async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
     )
+    _beats.add(asyncio.get_running_loop().create_task(heartbeat(client, settings.health_file)))
     return client
+
+
+# Strong references to the heartbeat tasks (the loop keeps only weak ones).
+_beats: set[asyncio.Task[None]] = set()

@@ -48,6 +48,7 @@ class NatsSettings:
     tls_hostname: str | None
     identity: str
     region: str
+    health_file: Path
 
     @classmethod
     def from_env(cls, identity: str, env: Mapping[str, str] | None = None) -> NatsSettings:
@@ -63,6 +64,7 @@ class NatsSettings:
             tls_hostname=env.get("NATS_TLS_HOSTNAME") or None,
             identity=identity,
             region=_get(env, "REGION"),
+            health_file=Path(env.get("HEALTH_FILE", "/tmp/healthy")),
         )
 
 

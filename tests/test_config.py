@@ -12,8 +12,9 @@ from offline.evaluate import EvaluationError, evaluate_stack
 from offline.stack_files import load_stack_config
 
 P = "nats-supercluster"
-AWS = {f"{P}:cloud": "aws", f"{P}:region": "us-east-1"}
-AZURE = {f"{P}:cloud": "azure", f"{P}:region": "westus"}
+# Bare minimal configs; the application needs an image, so these switch it off.
+AWS = {f"{P}:cloud": "aws", f"{P}:region": "us-east-1", f"{P}:app": '{"enabled": false}'}
+AZURE = {f"{P}:cloud": "azure", f"{P}:region": "westus", f"{P}:app": '{"enabled": false}'}
 
 
 def parse(raw: dict[str, str], stack: str = "east") -> StackConfig:
@@ -235,6 +236,18 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
         with_(AWS, jetstream={"streams": [{"name": "s", "subjects": ["s"], "storage": "disk"}]}),
         "jetstream.streams[0].storage",
         "'file' or 'memory'",
+    ),
+    (
+        "application without an image",
+        with_(AWS, app={"enabled": True}),
+        "app.image",
+        "app.enabled to false",
+    ),
+    (
+        "image reference malformed",
+        with_(AWS, app={"image": "Not An Image!"}),
+        "app.image",
+        "container image reference",
     ),
     ("reserved tag prefix", with_(AWS, tags={"aws:owner": "me"}), "tags.aws:owner", "reserved"),
 ]

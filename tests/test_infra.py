@@ -58,7 +58,12 @@ def test_subnet_tags_mark_public_and_internal_load_balancer_subnets() -> None:
 
 
 def test_names_and_tags_derive_from_project_and_stack() -> None:
-    raw = {"p:cloud": "aws", "p:region": "us-east-1", "p:tags": '{"team": "platform"}'}
+    raw = {
+        "p:cloud": "aws",
+        "p:region": "us-east-1",
+        "p:tags": '{"team": "platform"}',
+        "p:app": '{"enabled": false}',
+    }
     east = parse_stack_config(raw, project="p", stack="east")
     other = parse_stack_config(raw, project="p", stack="east2")
     assert base_name(east) == "p-east" != base_name(other)

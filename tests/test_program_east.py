@@ -25,6 +25,7 @@ TOP_LEVEL = {
     "nats-supercluster:pki:SuperclusterCa",
     "nats-supercluster:nats:Region",
     "nats-supercluster:nats:JetStream",
+    "nats-supercluster:app:Application",
 }
 
 

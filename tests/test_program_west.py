@@ -79,6 +79,7 @@ def test_every_resource_sits_under_a_top_level_component(west: Evaluation) -> No
         "nats-supercluster:nats:PeerStacks",
         "nats-supercluster:nats:Region",
         "nats-supercluster:nats:JetStream",
+        "nats-supercluster:app:Application",
     }
     for resource in west.resources:
         if resource.type in top_level:

@@ -99,6 +99,7 @@ def service_env(region: LocalRegion, identity: str, **extra: str) -> dict[str, s
         "NATS_CERT_FILE": str(cert),
         "NATS_KEY_FILE": str(key),
         "REGION": region.name,
+        "HEALTH_FILE": str(region.workdir / f"{identity}-{extra.get('OPERATION', '')}.healthy"),
         **extra,
     }
 

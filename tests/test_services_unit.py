@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.calculator import Refusal, calculate, reply
+from services.health import fresh
 from services.recorder import Answer, Poison, parse
 from services.requester import answer_subject, plan
 from services.settings import NatsSettings, RecorderSettings, RequesterSettings, SettingsError
@@ -107,3 +108,11 @@ def test_settings_errors_name_the_variable(tmp_path: Path) -> None:
         )
     with pytest.raises(SettingsError, match="DB_PASSWORD is required"):
         RecorderSettings.from_env({"DB_HOST": "h", "DB_USER": "u"})
+
+
+def test_liveness_follows_the_heartbeat_file(tmp_path: Path) -> None:
+    beat = tmp_path / "healthy"
+    assert not fresh(beat, 30)
+    beat.touch()
+    assert fresh(beat, 30)
+    assert not fresh(beat, 30, now=beat.stat().st_mtime + 31)
