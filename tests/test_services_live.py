@@ -207,6 +207,13 @@ def wait_for_rows(db: MariaDb, expected: int, timeout: float = 60) -> tuple[int,
         time.sleep(0.25)
 
 
+def wait_for_log(log: Path, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and text in log.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} not in {log}"
+        time.sleep(0.1)
+
+
 def start_recorder(region: LocalRegion, db: MariaDb, log: Path) -> Service:
     return Service(
         "recorder", service_env(region, "recorder", **db.environment(), BATCH_SIZE="50"), log
@@ -259,17 +266,23 @@ def test_republished_answers_are_deduplicated(
 def test_a_database_outage_delays_records_and_loses_none(
     region: LocalRegion, database: MariaDb, tmp_path: Path
 ) -> None:
-    before = rows(database)[0]
     recorder = start_recorder(region, database, tmp_path / "recorder.log")
+    wait_for_log(tmp_path / "recorder.log", '"message": "recording"')
+    before = rows(database)[0]
     try:
         database.stop()
         summary = run_requester(region, 300, seed=3, log=tmp_path / "requester.log")
         assert summary["published"] == 300
         time.sleep(8)  # longer than the consumer's ack wait (5 s): held, not redelivered
         assert recorder.process.poll() is None
+        held = _admin(region, "CONSUMER.INFO.answers.recorder")
+        assert held["num_ack_pending"] > 0
+        assert held["num_redelivered"] == 0  # in-progress acks kept every delivery unspent
         database.start()
         assert wait_for_rows(database, before + 300) == (before + 300, before + 300)
     finally:
+        if database.process is None:
+            database.start()  # later tests need it
         recorder.stop()
     info = _admin(region, "CONSUMER.INFO.answers.recorder")
     assert info["num_ack_pending"] == 0
