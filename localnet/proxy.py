@@ -35,6 +35,7 @@ class TcpProxy:
 
     def stop(self) -> None:
         self._call(self._close())
+        self._call(self._cancel_connections())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
@@ -61,6 +62,12 @@ class TcpProxy:
         for writer in list(self._connections):
             writer.close()
         self._connections.clear()
+
+    async def _cancel_connections(self) -> None:
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = None
