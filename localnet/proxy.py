@@ -81,18 +81,48 @@ class TcpProxy:
             return
         up_reader, up_writer = upstream
         self._connections.update((writer, up_writer))
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-        self._connections.discard(writer)
-        self._connections.discard(up_writer)
+        try:
+            await asyncio.gather(
+                self._pipe(reader, up_writer),
+                self._pipe(up_reader, writer),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping: end quietly, the sockets are closed below
+        finally:
+            for end in (writer, up_writer):
+                end.close()
+                self._connections.discard(end)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                if self.one_way_delay:
-                    await asyncio.sleep(self.one_way_delay)
+        """Forward in order; with a delay, each chunk leaves `one_way_delay` after it arrived
+        (a latency, like distance, not a pause per chunk that would also cut throughput)."""
+        if not self.one_way_delay:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                writer.close()
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 writer.write(data)
                 await writer.drain()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + self.one_way_delay, data))
+            queue.put_nowait((loop.time() + self.one_way_delay, b""))
+            await sender
         finally:
+            sender.cancel()
             writer.close()

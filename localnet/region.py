@@ -139,6 +139,9 @@ class LocalRegion:
     lb_client_port: int
     hosts: dict[str, str]
     standalone: bool = False
+    # Added to every gateway connection into this region, each way: the distance between
+    # regions, which loopback does not have (and this kernel has no netem).
+    gateway_delay_ms: float = 0.0
     ports: list[ServerPorts] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     proxies: list[TcpProxy] = field(default_factory=list)
@@ -180,16 +183,28 @@ class LocalRegion:
             (server_dir / "nats.conf").write_text(to_nats_conf_text(local))
 
     def start(self) -> None:
+        """Start the servers and the load balancer; if they do not come up, stop them all."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         self.processes = [self.start_server(i) for i in range(self.spec.replicas)]
         self.proxies = [
             TcpProxy(
                 (self.lb_address, self.lb_client_port), [(LOOPBACK, p.client) for p in self.ports]
-            ),
-            TcpProxy(
-                (self.lb_address, self.spec.gateway_port),
-                [(LOOPBACK, p.gateway) for p in self.ports],
-            ),
+            )
         ]
+        if not self.standalone:
+            self.proxies.append(
+                TcpProxy(
+                    (self.lb_address, self.spec.gateway_port),
+                    [(LOOPBACK, p.gateway) for p in self.ports],
+                    one_way_delay_ms=self.gateway_delay_ms,
+                )
+            )
         for proxy in self.proxies:
             proxy.start()
         for ordinal in range(self.spec.replicas):

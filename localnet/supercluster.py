@@ -27,6 +27,7 @@ class RegionPlan:
     jetstream: bool = True
     # One server with no routes or gateways (see localnet.region.localize).
     standalone: bool = False
+    gateway_delay_ms: float = 0.0
 
 
 def plan_supercluster(
@@ -70,6 +71,7 @@ def plan_supercluster(
                 lb_client_port=free_port(plan.lb_address),
                 hosts=hosts,
                 standalone=plan.standalone,
+                gateway_delay_ms=plan.gateway_delay_ms,
             )
         )
     return regions

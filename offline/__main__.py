@@ -1,4 +1,4 @@
-"""`./dev demo` for now: evaluate every stack offline under mocks and print what it would create.
+"""`./dev offline`: evaluate every stack offline under mocks and print what it would create.
 
 Nothing here talks to a cloud. The resource tree is what `pulumi up -s <stack>` would register,
 with the outputs the mocks answered in place of AWS, Azure and Kubernetes.
@@ -41,7 +41,7 @@ def _short(value: object) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="./dev offline", description=__doc__)
     parser.add_argument("stacks", nargs="*", help="stacks to evaluate (default: all)")
     args = parser.parse_args(argv)
     known = stack_names()

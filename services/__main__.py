@@ -32,13 +32,13 @@ async def _requester() -> int:
 
 
 async def _recorder() -> int:
-    from services.recorder import MySql, serve  # noqa: PLC0415
+    from services.recorder import Database, MySql, Sqlite, serve  # noqa: PLC0415
 
     settings = NatsSettings.from_env("recorder")
     database = RecorderSettings.from_env()
     logger = logs.setup("recorder", settings.region)
     client = await connect(settings, logger)
-    db = MySql(database)
+    db: Database = Sqlite(database.db_path) if database.driver == "sqlite" else MySql(database)
     try:
         await serve(client, db, database, logger)
     finally:

@@ -95,11 +95,17 @@ def parse(stream_seq: int, subject: str, payload: bytes, deliveries: int) -> Ans
 
 
 class Database(Protocol):
-    """What the recorder needs of MySQL (a class so the tests can count what it does)."""
+    """What the recorder needs of its database."""
 
     def ensure_schema(self) -> None: ...
 
     def write(self, answers: list[Answer], dead: list[Poison]) -> None: ...
+
+    def is_outage(self, error: BaseException) -> bool:
+        """Connection trouble (hold and retry the batch), not a row the database refuses."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class MySql:
@@ -152,12 +158,67 @@ class MySql:
                 self._connection.close()
             self._connection = None
 
+    def is_outage(self, error: BaseException) -> bool:
+        import pymysql  # noqa: PLC0415
 
-def is_outage(error: BaseException) -> bool:
-    """Connection trouble (retry the batch) as opposed to a row the database refuses."""
-    import pymysql  # noqa: PLC0415
+        return isinstance(
+            error, pymysql.err.OperationalError | pymysql.err.InterfaceError | OSError
+        )
 
-    return isinstance(error, pymysql.err.OperationalError | pymysql.err.InterfaceError | OSError)
+
+class Sqlite:
+    """An embedded database for the local supercluster, so the demo needs no MySQL."""
+
+    SCHEMA = (
+        """CREATE TABLE IF NOT EXISTS answers (
+            stream_seq INTEGER PRIMARY KEY, subject TEXT NOT NULL, request_id TEXT NOT NULL,
+            op TEXT NOT NULL, a REAL NOT NULL, b REAL NOT NULL, result REAL NOT NULL,
+            served_by TEXT NOT NULL, requested_in TEXT NOT NULL,
+            recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
+        """CREATE TABLE IF NOT EXISTS dead_letters (
+            stream_seq INTEGER PRIMARY KEY, subject TEXT NOT NULL, payload BLOB NOT NULL,
+            error TEXT NOT NULL, deliveries INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)""",
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: Any = None
+
+    def _connect(self) -> Any:
+        import sqlite3  # noqa: PLC0415
+
+        if self._connection is None:
+            self._connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        return self._connection
+
+    def ensure_schema(self) -> None:
+        connection = self._connect()
+        with connection:
+            for statement in self.SCHEMA:
+                connection.execute(statement)
+
+    def write(self, answers: list[Answer], dead: list[Poison]) -> None:
+        connection = self._connect()
+        with connection:  # one transaction
+            connection.executemany(
+                _INSERT_ANSWER.replace("INSERT IGNORE", "INSERT OR IGNORE").replace("%s", "?"),
+                [a.row() for a in answers],
+            )
+            connection.executemany(
+                _INSERT_DEAD.replace("INSERT IGNORE", "INSERT OR IGNORE").replace("%s", "?"),
+                [d.row() for d in dead],
+            )
+
+    def is_outage(self, error: BaseException) -> bool:
+        import sqlite3  # noqa: PLC0415
+
+        return isinstance(error, sqlite3.OperationalError)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class Recorder:
@@ -213,7 +274,7 @@ class Recorder:
                 await asyncio.to_thread(work)
                 return
             except Exception as error:
-                if not is_outage(error):
+                if not self.db.is_outage(error):
                     raise
                 self.logger.warning(
                     "database unavailable; holding the batch",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 
 from infra.identities import ANSWER_SUBJECTS
@@ -26,6 +27,14 @@ from services.calculator import OPERATIONS, subject
 from services.settings import NatsSettings, RequesterSettings
 
 SIGNIFICANT, THROWAWAY = ANSWER_SUBJECTS
+# Failures worth retrying: nobody answering yet (no responders, or no stream reachable for a
+# JetStream publish, e.g. while the link to the stream's region is down) and timeouts.
+RETRYABLE = (
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.js.errors.NoStreamResponseError,
+    TimeoutError,
+)
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 2.0
 
@@ -94,7 +103,7 @@ async def _with_retries(attempts: int, summary: Summary, call: Any) -> Any:
     for attempt in range(attempts):
         try:
             return await call()
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+        except RETRYABLE:
             if attempt == attempts - 1:
                 raise
             summary.retries += 1
@@ -120,7 +129,7 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                         subject(work.operation), work.payload(), timeout=requester.timeout_seconds
                     ),
                 )
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+            except RETRYABLE:
                 summary.failed += 1
                 return
             summary.latencies_ms.append((time.perf_counter() - started) * 1000)
@@ -150,7 +159,7 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                         headers={"Nats-Msg-Id": work.request_id},
                     ),
                 )
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+            except RETRYABLE:
                 summary.failed += 1  # answered, but JetStream did not take it
                 return
             summary.published += 1

@@ -107,23 +107,40 @@ class RequesterSettings:
 
 @dataclass(frozen=True)
 class RecorderSettings:
-    db_host: str
-    db_port: int
-    db_user: str
-    db_password: str
-    db_name: str
+    """DB_DRIVER=mysql (DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME) or sqlite (DB_PATH)."""
+
+    driver: str
     batch_size: int
     max_deliveries: int
+    db_host: str = ""
+    db_port: int = 3306
+    db_user: str = ""
+    db_password: str = ""
+    db_name: str = "answers"
+    db_path: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RecorderSettings:
         env = os.environ if env is None else env
+        driver = env.get("DB_DRIVER", "mysql")
+        batch_size = _int(env, "BATCH_SIZE", 100, 1, 10_000)
+        max_deliveries = _int(env, "MAX_DELIVERIES", 5, 1, 1000)
+        if driver == "sqlite":
+            return cls(
+                driver=driver,
+                db_path=_get(env, "DB_PATH"),
+                batch_size=batch_size,
+                max_deliveries=max_deliveries,
+            )
+        if driver != "mysql":
+            raise SettingsError(f"DB_DRIVER must be mysql or sqlite, got {driver!r}")
         return cls(
+            driver=driver,
             db_host=_get(env, "DB_HOST"),
             db_port=_int(env, "DB_PORT", 3306, 1, 65535),
             db_user=_get(env, "DB_USER"),
             db_password=_get(env, "DB_PASSWORD"),
             db_name=_get(env, "DB_NAME", "answers"),
-            batch_size=_int(env, "BATCH_SIZE", 100, 1, 10_000),
-            max_deliveries=_int(env, "MAX_DELIVERIES", 5, 1, 1000),
+            batch_size=batch_size,
+            max_deliveries=max_deliveries,
         )

@@ -1,4 +1,4 @@
-"""`./dev demo` (python -m offline): labelled offline, prints the tree, keeps secrets hidden."""
+"""`./dev offline` (python -m offline): labelled offline, prints the tree, keeps secrets hidden."""
 
 from __future__ import annotations
 

@@ -119,7 +119,12 @@ class Service:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # never leave a process behind
+                self.process.wait(timeout=10)
+                raise
         assert self.process.stdout is not None
         self.process.stdout.close()
 

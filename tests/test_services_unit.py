@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from services.calculator import Refusal, calculate, reply
 from services.health import fresh
-from services.recorder import Answer, Poison, parse
+from services.recorder import Answer, Poison, Sqlite, parse
 from services.requester import answer_subject, plan
 from services.settings import NatsSettings, RecorderSettings, RequesterSettings, SettingsError
 
@@ -116,3 +117,23 @@ def test_liveness_follows_the_heartbeat_file(tmp_path: Path) -> None:
     beat.touch()
     assert fresh(beat, 30)
     assert not fresh(beat, 30, now=beat.stat().st_mtime + 31)
+
+
+def test_the_embedded_database_is_idempotent_per_stream_sequence(tmp_path: Path) -> None:
+    db = Sqlite(str(tmp_path / "answers.db"))
+    db.ensure_schema()
+    answer = Answer(1, "answers.significant", ("r", "add", 1.0, 2.0, 3.0, "east", "east"))
+    db.write([answer], [Poison(2, "answers.throwaway", b"{", "JSONDecodeError", 1)])
+    db.write([answer], [])  # a redelivery
+    connection = sqlite3.connect(tmp_path / "answers.db")
+    assert connection.execute("SELECT COUNT(*) FROM answers").fetchone() == (1,)
+    assert connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone() == (1,)
+    assert db.is_outage(sqlite3.OperationalError("database is locked"))
+    assert not db.is_outage(ValueError("a row"))
+    db.close()
+
+
+def test_the_recorder_database_driver_is_validated() -> None:
+    assert RecorderSettings.from_env({"DB_DRIVER": "sqlite", "DB_PATH": "/x.db"}).db_path == "/x.db"
+    with pytest.raises(SettingsError, match="DB_DRIVER must be mysql or sqlite"):
+        RecorderSettings.from_env({"DB_DRIVER": "postgres"})

@@ -1,0 +1,147 @@
+"""`./dev demo` (python -m localnet up) and `python -m localnet down`.
+
+`up` starts the local supercluster, runs the application in both regions, shows geo-affinity,
+fails the east calculators over to west, waits for every answer to be recorded, prints a
+report, and stops everything it started (or, with --keep-running, waits for Ctrl-C first).
+`down` stops whatever an earlier `up` left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from localnet.demo import DEFAULT_STATE_DIR, DemoOptions, Supercluster, stop_leftovers
+
+
+def render_report(report: dict[str, Any]) -> str:
+    lines = ["", "== local supercluster report =="]
+    lines.append(
+        f"servers: {report['servers']}; gateways connected both ways: "
+        f"{'yes' if report['gateways'] else 'NO'}"
+    )
+    leader, size = report["meta"]
+    lines.append(f"JetStream: meta leader {leader} over {size} servers")
+    for region, summary in report["requests"].items():
+        served = summary["served_by"]
+        local = served.get(region, 0)
+        share = 100 * local / max(1, summary["answered"])
+        lines.append(
+            f"requests from {region}: {summary['answered']}/{summary['requested']} answered, "
+            f"{summary['failed']} failed, {share:.0f}% served in {region} {served}; "
+            f"in-region latency p50 {summary['latency_ms_p50']} ms, "
+            f"p99 {summary['latency_ms_p99']} ms"
+        )
+    failover = report["failover"]
+    lines.append(
+        f"failover (east calculators stopped): {failover['answered']}/{failover['requested']} "
+        f"answered, {failover['failed']} failed, served by {failover['served_by']}; "
+        f"cross-region latency p50 {failover['latency_ms_p50']} ms, "
+        f"p99 {failover['latency_ms_p99']} ms"
+    )
+    lines.append(
+        f"records stored: {report['recorded']} of {report['published']} published "
+        f"({report['published'] - report['recorded']} missing)"
+    )
+    return "\n".join(lines)
+
+
+def up(options: DemoOptions, keep_running: bool) -> int:
+    cluster = Supercluster(options, say=lambda line: print(f"-- {line}", flush=True))
+    try:
+        cluster.up()
+        requests: dict[str, Any] = {}
+        for seed, region in enumerate(cluster.regions, start=1):
+            print(f"-- {options.requests} requests from {region} ...", flush=True)
+            requests[region] = cluster.request(region, options.requests, seed)
+        print("-- stopping the east calculators; east's requests now cross to west", flush=True)
+        cluster.stop_calculators("east")
+        failover = cluster.request("east", max(1, options.requests // 2), seed=99)
+        published = sum(s["published"] for s in (*requests.values(), failover))
+        print(f"-- waiting for the recorder to store {published} answers ...", flush=True)
+        recorded = cluster.wait_for_records(published)
+        servers = ", ".join(
+            f"{n} {r.spec.replicas}/{r.spec.replicas}" for n, r in cluster.regions.items()
+        )
+        report = {
+            "servers": servers,
+            "gateways": all(cluster.gateways(n) for n in cluster.regions),
+            "meta": cluster.meta_leader(),
+            "requests": requests,
+            "failover": failover,
+            "published": published,
+            "recorded": recorded,
+        }
+        print(render_report(report), flush=True)
+        if keep_running:
+            print(
+                f"\nrunning; state in {options.state_dir}. Ctrl-C (or `python -m localnet "
+                "down`) stops it.",
+                flush=True,
+            )
+            stopped = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+            try:
+                while not stopped.wait(1):
+                    pass
+            except KeyboardInterrupt:
+                pass
+        ok = recorded == published and failover["failed"] == 0
+        return 0 if ok else 1
+    finally:
+        cluster.down()
+        print("-- stopped every process it started", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localnet", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("up", help="start, demonstrate, report, stop")
+    start.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=70.0,
+        help="round trip between the regions (default 70, us-east-1 to westus)",
+    )
+    start.add_argument("--requests", type=int, default=500, help="requests per region")
+    start.add_argument("--concurrency", type=int, default=32)
+    start.add_argument(
+        "--mysql",
+        help="record into mysql://user:password@host:port/db instead of the embedded database",
+    )
+    start.add_argument(
+        "--keep-running", action="store_true", help="after the report, keep running until Ctrl-C"
+    )
+    start.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    stop = commands.add_parser("down", help="stop what an earlier up left running")
+    stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    args = parser.parse_args(argv)
+    if args.command == "down":
+        stopped = stop_leftovers(args.state_dir)
+        print(f"stopped {stopped} process(es)")
+        return 0
+    if args.requests < 1 or args.rtt_ms < 0:
+        parser.error("--requests must be at least 1 and --rtt-ms not negative")
+    # nats-py's TLS connections make asyncio warn on every close; not the user's business.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+    options = DemoOptions(
+        state_dir=args.state_dir,
+        rtt_ms=args.rtt_ms,
+        requests=args.requests,
+        concurrency=args.concurrency,
+        mysql=args.mysql,
+    )
+    started = time.monotonic()
+    code = up(options, args.keep_running)
+    print(f"-- done in {time.monotonic() - started:.0f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""The local two-region supercluster: the product on one machine, no cloud needed.
+
+Two regions of three `nats-server` processes each, configured by the same functions as the
+cloud release; gateway traffic between them through a proxy adding the round trip of
+us-east-1 <-> westus; the JetStream objects made by the same provider; calculators in both
+regions, a requester in each, the recorder into MySQL (if given) or an embedded database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.jetstream import JetStreamProvider
+from infra.identities import MATH_OPERATIONS
+from infra.jetstream import JetStreamConfig, declared_objects
+from localnet.region import LocalRegion
+from localnet.supercluster import RegionPlan, plan_supercluster
+from offline.stack_files import PROJECT_DIR
+
+DEFAULT_STATE_DIR = PROJECT_DIR / ".local" / "supercluster"
+REGIONS = (
+    # (cluster, load balancer name or address, where it listens, server name prefix)
+    ("east", "east.lb.nats.test", "127.0.0.1", "aws-us-east-1-"),
+    ("west", "127.0.0.2", "127.0.0.2", "azure-westus-"),
+)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    state_dir: Path = DEFAULT_STATE_DIR
+    rtt_ms: float = 70.0
+    requests: int = 500
+    concurrency: int = 32
+    # `mysql://user:password@host:port/database`, or None for the embedded database.
+    mysql: str | None = None
+
+
+@dataclass
+class Supercluster:
+    options: DemoOptions
+    say: Callable[[str], None] = print
+    regions: dict[str, LocalRegion] = field(default_factory=dict)
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.options.state_dir / "pids.json"
+
+    # --- bringing it up ------------------------------------------------------------------
+    def up(self) -> None:
+        stop_leftovers(self.options.state_dir)
+        if self.options.state_dir.exists():
+            shutil.rmtree(self.options.state_dir)
+        self.options.state_dir.mkdir(parents=True)
+        plans = [
+            RegionPlan(name, endpoint, address, prefix, gateway_delay_ms=self.options.rtt_ms / 2)
+            for name, endpoint, address, prefix in REGIONS
+        ]
+        for region in plan_supercluster(self.options.state_dir, plans):
+            self.say(
+                f"starting region {region.name}: 3 servers, load balancer {region.spec.endpoint}"
+            )
+            region.write()
+            region.start()
+            self.regions[region.name] = region
+            self._record_pids()
+        self._wait_for_mesh()
+        self.say(
+            f"gateways meshed (east lists only itself, west lists east); "
+            f"{self.options.rtt_ms:g} ms round trip between the regions"
+        )
+        self._create_jetstream()
+        for name, region in self.regions.items():
+            for operation in MATH_OPERATIONS:
+                self._start(
+                    f"calculator-{operation}-{name}", "calculator", region, {"OPERATION": operation}
+                )
+        self._start("recorder-east", "recorder", self.regions["east"], self._database_env())
+        self._wait_for_calculators()
+        self.say("calculators serving in both regions; recorder draining answers")
+
+    def _start(self, key: str, program: str, region: LocalRegion, extra: dict[str, str]) -> None:
+        log = self.options.state_dir / "logs" / f"{key}.log"
+        log.parent.mkdir(exist_ok=True)
+        with log.open("ab") as stderr:
+            self.services[key] = subprocess.Popen(
+                [sys.executable, "-m", "services", program],
+                cwd=PROJECT_DIR,
+                env=service_env(
+                    region, program.split("-", maxsplit=1)[0], extra, self.options.state_dir
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        self._record_pids()
+
+    def _record_pids(self) -> None:
+        pids = [p.pid for r in self.regions.values() for p in r.processes if p is not None]
+        pids += [p.pid for p in self.services.values()]
+        self.pid_file.write_text(json.dumps({"up": os.getpid(), "processes": pids}))
+
+    def _wait_for_mesh(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.gateways(name) for name in self.regions):
+                return
+            time.sleep(0.2)
+        raise TimeoutError("gateways did not connect both ways")
+
+    def gateways(self, name: str) -> bool:
+        """Every server of the region has an outbound and an inbound gateway to the other."""
+        others = set(self.regions) - {name}
+        region = self.regions[name]
+        for ordinal in range(region.spec.replicas):
+            gatewayz = region.monitor(ordinal, "gatewayz")
+            if set(gatewayz.get("outbound_gateways") or {}) != others:
+                return False
+            if set(gatewayz.get("inbound_gateways") or {}) != others:
+                return False
+        return True
+
+    def _create_jetstream(self) -> None:
+        east = self.regions["east"]
+        provider = JetStreamProvider()
+        for declared in declared_objects(JetStreamConfig(), "east", east.spec.replicas):
+            props: dict[str, Any] = {
+                "connection": admin_connection(east),
+                "kind": declared.kind,
+                "adopt": declared.adopt,
+                **declared.request,
+            }
+            if declared.kind == "consumer":
+                props["stream"] = declared.stream
+            action = provider.create(props).outs or {}
+            self.say(
+                f"JetStream {declared.kind} {declared.key}: {action.get('action')} "
+                "(the stack's default, through the same provider)"
+            )
+
+    def _database_env(self) -> dict[str, str]:
+        if self.options.mysql is None:
+            return {"DB_DRIVER": "sqlite", "DB_PATH": str(self.options.state_dir / "answers.db")}
+        from urllib.parse import urlparse  # noqa: PLC0415
+
+        url = urlparse(self.options.mysql)
+        return {
+            "DB_DRIVER": "mysql",
+            "DB_HOST": url.hostname or "127.0.0.1",
+            "DB_PORT": str(url.port or 3306),
+            "DB_USER": url.username or "",
+            "DB_PASSWORD": url.password or "",
+            "DB_NAME": url.path.lstrip("/") or "answers",
+        }
+
+    def _wait_for_calculators(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.responders() == {"east": 4, "west": 4}:
+                return
+            time.sleep(0.2)
+        raise TimeoutError("calculators did not start")
+
+    def responders(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.regions, 0)
+        for key, process in self.services.items():
+            if key.startswith("calculator-") and process.poll() is None:
+                counts[key.rsplit("-", 1)[1]] += 1
+        return counts
+
+    # --- using it ----------------------------------------------------------------------------
+    def request(self, region: str, count: int, seed: int) -> dict[str, Any]:
+        extra = {
+            "REQUESTS": str(count),
+            "CONCURRENCY": str(self.options.concurrency),
+            "SEED": str(seed),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "services", "requester"],
+            cwd=PROJECT_DIR,
+            env=service_env(self.regions[region], "requester", extra, self.options.state_dir),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode not in (0, 1) or not result.stdout.strip():
+            raise RuntimeError(f"requester in {region} failed:\n{result.stderr[-2000:]}")
+        summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        return summary
+
+    def stop_calculators(self, region: str) -> None:
+        for key in [
+            k for k in self.services if k.startswith("calculator-") and k.endswith(f"-{region}")
+        ]:
+            process = self.services.pop(key)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        self._record_pids()
+
+    def records(self) -> int:
+        if self.options.mysql is not None:
+            import pymysql  # noqa: PLC0415
+
+            env = self._database_env()
+            with (
+                pymysql.connect(
+                    host=env["DB_HOST"],
+                    port=int(env["DB_PORT"]),
+                    user=env["DB_USER"],
+                    password=env["DB_PASSWORD"],
+                    database=env["DB_NAME"],
+                ) as connection,
+                connection.cursor() as cursor,
+            ):
+                cursor.execute("SELECT COUNT(DISTINCT request_id) FROM answers")
+                found = cursor.fetchone()
+                return int(found[0]) if found else 0
+        path = self.options.state_dir / "answers.db"
+        if not path.exists():
+            return 0
+        with sqlite3.connect(path, timeout=30) as embedded:
+            try:
+                row = embedded.execute("SELECT COUNT(DISTINCT request_id) FROM answers")
+            except sqlite3.OperationalError:
+                return 0
+            return int(row.fetchone()[0])
+
+    def wait_for_records(self, expected: int, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while (seen := self.records()) < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return seen
+
+    def meta_leader(self) -> tuple[str, int]:
+        meta = self.regions["east"].monitor(0, "jsz")["meta_cluster"]
+        return str(meta.get("leader")), int(meta.get("cluster_size", 0))
+
+    # --- taking it down ------------------------------------------------------------------
+    def down(self) -> None:
+        for process in self.services.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.services.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        self.services.clear()
+        for region in self.regions.values():
+            region.stop()
+        self.pid_file.unlink(missing_ok=True)
+
+
+def service_env(
+    region: LocalRegion, identity: str, extra: dict[str, str], state_dir: Path
+) -> dict[str, str]:
+    cert, key, ca = region.client_files(identity)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NATS_URL": f"tls://{region.lb_address}:{region.lb_client_port}",
+        "NATS_TLS_HOSTNAME": region.spec.endpoint,
+        "NATS_CA_FILE": str(ca),
+        "NATS_CERT_FILE": str(cert),
+        "NATS_KEY_FILE": str(key),
+        "REGION": region.name,
+        "HEALTH_FILE": str(state_dir / f"{identity}-{region.name}-{os.getpid()}.healthy"),
+        **extra,
+    }
+
+
+def admin_connection(region: LocalRegion) -> dict[str, Any]:
+    cert, key, ca = region.client_files("admin")
+    return {
+        "url": f"tls://{region.lb_address}:{region.lb_client_port}",
+        "tls_hostname": region.spec.endpoint,
+        "ca_pem": ca.read_text(),
+        "cert_pem": cert.read_text(),
+        "key_pem": key.read_text(),
+        "timeout_seconds": 60,
+    }
+
+
+def stop_leftovers(state_dir: Path) -> int:
+    """End what an earlier `up` left running (its pids file), so no process outlives `down`."""
+    pid_file = state_dir / "pids.json"
+    if not pid_file.exists():
+        return 0
+    recorded = json.loads(pid_file.read_text())
+    stopped = 0
+    for pid in [recorded.get("up"), *recorded.get("processes", [])]:
+        if not pid or pid == os.getpid():
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            stopped += 1
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                stopped += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(p) for p in recorded.get("processes", [])):
+        time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,205 @@
+"""The local supercluster (`./dev demo`) as a product and as the harness for failure tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localnet.demo import DemoOptions, Supercluster, admin_connection
+from offline.stack_files import PROJECT_DIR
+
+
+def _processes_under(state_dir: Path) -> list[str]:
+    """Command lines that mention the state directory (servers and services live there)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(state_dir) in line:
+                found.append(line)
+    return found
+
+
+def test_the_demo_runs_reports_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "localnet",
+            "up",
+            "--requests",
+            "60",
+            "--rtt-ms",
+            "40",
+            "--state-dir",
+            str(state),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "gateways connected both ways: yes" in out
+    assert "over 6 servers" in out
+    assert re.search(r"requests from east: 60/60 answered, 0 failed, 100% served in east", out)
+    assert re.search(r"requests from west: 60/60 answered, 0 failed, 100% served in west", out)
+    failover = re.search(
+        r"failover .*: 30/30 answered, 0 failed, served by \{'west': 30\}; "
+        r"cross-region latency p50 ([\d.]+) ms",
+        out,
+    )
+    assert failover is not None
+    assert float(failover.group(1)) >= 40  # the added round trip is there
+    assert "records stored: 150 of 150 published (0 missing)" in out
+    assert _processes_under(state) == []
+
+
+def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "localnet",
+            "up",
+            "--requests",
+            "10",
+            "--rtt-ms",
+            "0",
+            "--keep-running",
+            "--state-dir",
+            str(state),
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    deadline = time.monotonic() + 240
+    for line in demo.stdout:
+        if line.startswith("running;"):
+            break
+        assert time.monotonic() < deadline
+    assert _processes_under(state)
+    down = subprocess.run(
+        [sys.executable, "-m", "localnet", "down", "--state-dir", str(state)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 0
+    demo.wait(timeout=60)
+    demo.stdout.close()
+    deadline = time.monotonic() + 30
+    while _processes_under(state) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_under(state) == []
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
+    supercluster = Supercluster(
+        DemoOptions(
+            state_dir=tmp_path_factory.mktemp("harness") / "state",
+            rtt_ms=10,
+            requests=40,
+            concurrency=8,
+        ),
+        say=lambda _line: None,
+    )
+    try:
+        supercluster.up()
+        yield supercluster
+    finally:
+        supercluster.down()
+
+
+def _gateway_proxies(cluster: Supercluster) -> list[object]:
+    return [region.proxies[1] for region in cluster.regions.values()]
+
+
+def test_a_cut_link_keeps_regions_serving_and_cross_region_resumes(
+    cluster: Supercluster,
+) -> None:
+    for proxy in _gateway_proxies(cluster):
+        proxy.cut()  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 30
+        while any(cluster.gateways(n) for n in cluster.regions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for seed, region in enumerate(("east", "west"), start=10):
+            summary = cluster.request(region, 40, seed)
+            assert summary["answered"] == 40
+            assert summary["served_by"] == {region: 40}
+    finally:
+        for proxy in _gateway_proxies(cluster):
+            proxy.restore()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while not all(cluster.gateways(n) for n in cluster.regions):
+        assert time.monotonic() < deadline, "gateways did not reconnect"
+        time.sleep(0.5)
+    cluster.stop_calculators("west")
+    crossing = cluster.request("west", 20, seed=12)
+    assert crossing["failed"] == 0
+    assert crossing["served_by"] == {"east": 20}
+
+
+def test_losing_one_of_three_servers_keeps_replicated_streams_writable(
+    cluster: Supercluster,
+) -> None:
+    east = cluster.regions["east"]
+    leader, _ = cluster.meta_leader()
+    east.stop_server(2)
+    try:
+        acks = asyncio.run(_publish_answers(east, 50))
+        assert len(acks) == 50
+        assert len(set(acks)) == 50  # 50 distinct stream sequences, none lost
+    finally:
+        east.restart_server(2)
+    assert leader
+
+
+async def _publish_answers(region: object, count: int) -> list[int]:
+    import nats  # noqa: PLC0415
+
+    from infra.jetstream_ops import Connection, tls_context  # noqa: PLC0415
+
+    connection = Connection.from_inputs(admin_connection(region))  # type: ignore[arg-type]
+    client = await nats.connect(
+        servers=[connection.url], tls=tls_context(connection), tls_hostname=connection.tls_hostname
+    )
+    js = client.jetstream()
+    sequences = []
+    for i in range(count):
+        record = {
+            "request_id": f"loss-{os.getpid()}-{i}",
+            "op": "add",
+            "a": 1,
+            "b": 1,
+            "result": 2,
+            "served_by": "east",
+            "requested_in": "east",
+        }
+        ack = await js.publish("answers.significant", json.dumps(record).encode(), timeout=10)
+        sequences.append(ack.seq)
+    await client.close()
+    return sequences
