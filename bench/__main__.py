@@ -1,4 +1,5 @@
-"""`./dev bench`: program evaluation time per stack under mocks.
+"""`./dev bench`: live figures on the local supercluster (bench/live.py), then program
+evaluation time per stack under mocks.
 
 Two figures per stack, because they answer different questions:
 - cold: a fresh Python process, as `pulumi up` starts one: SDK imports plus evaluation;
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -18,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from bench import live
 from offline.evaluate import evaluate_in_order, evaluate_stack, qualified
 from offline.stack_files import PROJECT_DIR, load_stack_config, project_name, stack_names
 
@@ -27,6 +30,7 @@ _COLD_PROBE = """
 import json, sys, time
 peers = json.load(sys.stdin)
 started = time.perf_counter()
+from bench import live
 from offline.evaluate import evaluate_stack
 from offline.stack_files import load_stack_config
 evaluation = evaluate_stack(sys.argv[1], load_stack_config(sys.argv[1]), stack_outputs=peers)
@@ -70,7 +74,23 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per live measurement")
+    parser.add_argument(
+        "--messages", type=int, default=3000, help="answers for the recorder ingest measurement"
+    )
+    parser.add_argument("--only", choices=["program", "live"], help="run one group only")
     args = parser.parse_args(argv)
+    if args.only != "program":
+        logging.getLogger("asyncio").setLevel(logging.ERROR)
+        print(
+            f"local supercluster, 70 ms between regions; {datetime.now(UTC):%Y-%m-%d}; "
+            f"{machine()}\n"
+        )
+        for line in live.run(args.requests, args.messages):
+            print(line, flush=True)
+        print()
+        if args.only == "live":
+            return 0
     print(f"program evaluation under mocks; {datetime.now(UTC):%Y-%m-%d}; {machine()}")
     print(f"median of {args.runs} runs\n")
     print(f"{'stack':<8}{'resources':>10}{'cold s':>10}{'warm s':>10}")

@@ -180,10 +180,12 @@ class Supercluster:
         return counts
 
     # --- using it ----------------------------------------------------------------------------
-    def request(self, region: str, count: int, seed: int) -> dict[str, Any]:
+    def request(
+        self, region: str, count: int, seed: int, concurrency: int | None = None
+    ) -> dict[str, Any]:
         extra = {
             "REQUESTS": str(count),
-            "CONCURRENCY": str(self.options.concurrency),
+            "CONCURRENCY": str(concurrency or self.options.concurrency),
             "SEED": str(seed),
         }
         result = subprocess.run(
@@ -204,9 +206,12 @@ class Supercluster:
         for key in [
             k for k in self.services if k.startswith("calculator-") and k.endswith(f"-{region}")
         ]:
-            process = self.services.pop(key)
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            self.stop_service(key)
+
+    def stop_service(self, key: str) -> None:
+        process = self.services.pop(key)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
         self._record_pids()
 
     def records(self) -> int:

@@ -79,6 +79,7 @@ class Summary:
     published: int = 0
     duplicates: int = 0
     retries: int = 0
+    seconds: float = 0.0
     served_by: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -92,6 +93,7 @@ class Summary:
             "published": self.published,
             "duplicates": self.duplicates,
             "retries": self.retries,
+            "seconds": round(self.seconds, 3),
             "served_by": dict(self.served_by),
             "latency_ms_p50": round(statistics.median(ordered), 2) if ordered else None,
             "latency_ms_p99": round(ordered[int(len(ordered) * 0.99) - 1], 2) if ordered else None,
@@ -165,6 +167,8 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
             summary.published += 1
             summary.duplicates += int(bool(ack.duplicate))
 
+    started = time.perf_counter()
     await asyncio.gather(*(one(w) for w in plan(requester.requests, requester.seed)))
+    summary.seconds = time.perf_counter() - started
     logs.event(logger, "done", **summary.as_dict())
     return summary
