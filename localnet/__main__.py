@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-running", action="store_true", help="after the report, keep running until Ctrl-C"
     )
     start.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    start.add_argument(
+        "--port-base", type=int, help="allocate ports upward from here (default: any free ports)"
+    )
     stop = commands.add_parser("down", help="stop what an earlier up left running")
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     args = parser.parse_args(argv)
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.requests < 1 or args.rtt_ms < 0:
         parser.error("--requests must be at least 1 and --rtt-ms not negative")
+    if args.port_base is not None and not 1024 <= args.port_base <= 65000:
+        parser.error("--port-base must be between 1024 and 65000")
     # nats-py's TLS connections make asyncio warn on every close; not the user's business.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     options = DemoOptions(
@@ -136,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         requests=args.requests,
         concurrency=args.concurrency,
         mysql=args.mysql,
+        port_base=args.port_base,
     )
     started = time.monotonic()
     code = up(options, args.keep_running)

@@ -24,7 +24,7 @@ from typing import Any
 from components.jetstream import JetStreamProvider
 from infra.identities import MATH_OPERATIONS
 from infra.jetstream import JetStreamConfig, declared_objects
-from localnet.region import LocalRegion
+from localnet.region import LocalRegion, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 
@@ -44,6 +44,8 @@ class DemoOptions:
     concurrency: int = 32
     # `mysql://user:password@host:port/database`, or None for the embedded database.
     mysql: str | None = None
+    # First port to hand out (load balancers, then servers), or None for kernel-chosen ports.
+    port_base: int | None = None
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Supercluster:
         if self.options.state_dir.exists():
             shutil.rmtree(self.options.state_dir)
         self.options.state_dir.mkdir(parents=True)
+        use_ports_from(self.options.port_base)
         plans = [
             RegionPlan(name, endpoint, address, prefix, gateway_delay_ms=self.options.rtt_ms / 2)
             for name, endpoint, address, prefix in REGIONS

@@ -34,14 +34,28 @@ LOOPBACK = "127.0.0.1"
 
 
 _HANDED_OUT: set[tuple[str, int]] = set()
+_PORT_BASE: list[int] = []  # empty: let the kernel choose
+
+
+def use_ports_from(base: int | None) -> None:
+    """Hand out ports upward from `base` (skipping ones in use) instead of kernel-chosen ones."""
+    _PORT_BASE[:] = [base] if base else []
 
 
 def free_port(host: str = LOOPBACK) -> int:
     """A port free now and not handed out before in this process: the kernel readily offers a
     just-released port again, which would give two servers the same port."""
     while True:
+        candidate = _PORT_BASE[0] if _PORT_BASE else 0
+        if _PORT_BASE:
+            _PORT_BASE[0] += 1
+            if candidate > 65535:
+                raise RuntimeError("no free port left above the configured base")
         with socket.socket() as probe:
-            probe.bind((host, 0))
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue  # in use: try the next one
             port = int(probe.getsockname()[1])
         if (host, port) not in _HANDED_OUT:
             _HANDED_OUT.add((host, port))

@@ -85,6 +85,8 @@ def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:
             "--keep-running",
             "--state-dir",
             str(state),
+            "--port-base",
+            "41000",
         ],
         cwd=PROJECT_DIR,
         stdout=subprocess.PIPE,
@@ -98,6 +100,11 @@ def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:
             break
         assert time.monotonic() < deadline
     assert _processes_under(state)
+    configs = list(state.glob("*/*/nats.conf"))
+    assert configs
+    ports = [int(p) for c in configs for p in re.findall(r'"port": (\d+)', c.read_text())]
+    assert ports
+    assert all(41000 <= port < 41100 for port in ports), ports
     down = subprocess.run(
         [sys.executable, "-m", "localnet", "down", "--state-dir", str(state)],
         cwd=PROJECT_DIR,
