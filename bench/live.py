@@ -111,7 +111,12 @@ def recorder_ingest(
     east = cluster.regions["east"]
     connection = Connection.from_inputs(admin_connection(east))
     asyncio.run(_refill(connection, messages, f"ingest-{batch_size}-{time.monotonic_ns()}"))
-    env = service_env(east, "recorder", {**db_env, "BATCH_SIZE": str(batch_size)}, workdir)
+    env = service_env(
+        east,
+        "recorder",
+        {**db_env, "BATCH_SIZE": str(batch_size)},
+        workdir / f"recorder-{batch_size}.healthy",
+    )
     started = time.perf_counter()
     with (workdir / f"recorder-{batch_size}.log").open("ab") as log:
         recorder = subprocess.Popen(

@@ -63,7 +63,7 @@ def server_sans(service: str, headless: str, namespace: str, endpoint: str) -> S
     """The in-cluster names plus the public endpoint: a DNS name (AWS NLB) or an IP (Azure LB)."""
     dns = list(in_cluster_names(service, headless, namespace))
     ips: list[str] = []
-    if _is_ip(endpoint):
+    if is_ip(endpoint):
         ips.append(endpoint)
     elif endpoint not in dns:
         dns.append(endpoint)
@@ -90,7 +90,7 @@ def client_specs() -> dict[str, CertSpec]:
     return {who.name: client_spec(who) for who in IDENTITIES}
 
 
-def _is_ip(value: str) -> bool:
+def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:

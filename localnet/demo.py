@@ -100,14 +100,17 @@ class Supercluster:
             self.services[key] = subprocess.Popen(
                 [sys.executable, "-m", "services", program],
                 cwd=PROJECT_DIR,
-                env=service_env(
-                    region, program.split("-", maxsplit=1)[0], extra, self.options.state_dir
-                ),
+                env=service_env(region, program, extra, self._health(key)),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,
             )
         self._record_pids()
+
+    def _health(self, key: str) -> Path:
+        directory = self.options.state_dir / "health"
+        directory.mkdir(exist_ok=True)
+        return directory / key
 
     def _record_pids(self) -> None:
         pids = [p.pid for r in self.regions.values() for p in r.processes if p is not None]
@@ -194,7 +197,9 @@ class Supercluster:
         result = subprocess.run(
             [sys.executable, "-m", "services", "requester"],
             cwd=PROJECT_DIR,
-            env=service_env(self.regions[region], "requester", extra, self.options.state_dir),
+            env=service_env(
+                self.regions[region], "requester", extra, self._health(f"requester-{region}")
+            ),
             capture_output=True,
             text=True,
             timeout=600,
@@ -272,8 +277,9 @@ class Supercluster:
 
 
 def service_env(
-    region: LocalRegion, identity: str, extra: dict[str, str], state_dir: Path
+    region: LocalRegion, identity: str, extra: dict[str, str], health_file: Path
 ) -> dict[str, str]:
+    """A service's environment: the region's load balancer, the identity's own files."""
     cert, key, ca = region.client_files(identity)
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -283,7 +289,7 @@ def service_env(
         "NATS_CERT_FILE": str(cert),
         "NATS_KEY_FILE": str(key),
         "REGION": region.name,
-        "HEALTH_FILE": str(state_dir / f"{identity}-{region.name}-{os.getpid()}.healthy"),
+        "HEALTH_FILE": str(health_file),
         **extra,
     }
 

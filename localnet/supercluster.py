@@ -3,12 +3,11 @@ then `-s west`, each region lists only the regions deployed before it as gateway
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.nats_values import Gateway, RegionNames, RegionSpec, gateway_url
-from infra.pki import ca_spec
+from infra.pki import ca_spec, is_ip
 from localnet.pki import Issued, issue_ca
 from localnet.region import LOOPBACK, LocalRegion, free_port
 
@@ -44,7 +43,7 @@ def plan_supercluster(
         for names, replicas in ((RegionNames(p.cluster, NAMESPACE), p.replicas) for p in plans)
         for i in range(replicas)
     }
-    hosts.update({p.endpoint: p.lb_address for p in plans if not _is_ip(p.endpoint)})
+    hosts.update({p.endpoint: p.lb_address for p in plans if not is_ip(p.endpoint)})
     regions: list[LocalRegion] = []
     for index, plan in enumerate(plans):
         peers = tuple(
@@ -75,11 +74,3 @@ def plan_supercluster(
             )
         )
     return regions
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

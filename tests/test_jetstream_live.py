@@ -35,6 +35,7 @@ from infra.jetstream_ops import (
     Target,
     connect,
 )
+from localnet.demo import admin_connection
 from localnet.region import LocalRegion
 from localnet.supercluster import RegionPlan, plan_supercluster
 
@@ -69,15 +70,7 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegion]:
 
 
 def connection(region: LocalRegion, timeout: float = 30) -> dict[str, Any]:
-    cert, key, ca = region.client_files("admin")
-    return {
-        "url": f"tls://{region.lb_address}:{region.lb_client_port}",
-        "tls_hostname": region.spec.endpoint,
-        "ca_pem": ca.read_text(),
-        "cert_pem": cert.read_text(),
-        "key_pem": key.read_text(),
-        "timeout_seconds": timeout,
-    }
+    return {**admin_connection(region), "timeout_seconds": timeout}
 
 
 def stream_props(region: LocalRegion, **spec: Any) -> dict[str, Any]:

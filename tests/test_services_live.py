@@ -23,6 +23,7 @@ from nats.aio.client import Client
 
 from infra.jetstream import JetStreamConfig, consumer_request, stream_request
 from infra.jetstream_ops import Connection, JetStreamAdmin, connect
+from localnet.demo import service_env as local_service_env
 from localnet.mariadb import MariaDb, available
 from localnet.region import LocalRegion
 from localnet.supercluster import RegionPlan, plan_supercluster
@@ -90,18 +91,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDb]:
 
 
 def service_env(region: LocalRegion, identity: str, **extra: str) -> dict[str, str]:
-    cert, key, ca = region.client_files(identity)
-    return {
-        "PATH": os.environ["PATH"],
-        "NATS_URL": f"tls://{region.lb_address}:{region.lb_client_port}",
-        "NATS_TLS_HOSTNAME": region.spec.endpoint,
-        "NATS_CA_FILE": str(ca),
-        "NATS_CERT_FILE": str(cert),
-        "NATS_KEY_FILE": str(key),
-        "REGION": region.name,
-        "HEALTH_FILE": str(region.workdir / f"{identity}-{extra.get('OPERATION', '')}.healthy"),
-        **extra,
-    }
+    health = region.workdir / f"{identity}-{extra.get('OPERATION', '')}.healthy"
+    return local_service_env(region, identity, extra, health)
 
 
 class Service:
