@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.jetstream import JetStreamConfig, consumer_request
-from infra.jetstream_ops import Connection, JetStreamAdmin, connect
+from infra.jetstream_ops import Connection, JetStreamAdmin, with_admin
 from localnet.demo import DemoOptions, Supercluster, admin_connection, service_env
 from localnet.mariadb import MariaDb, available
 from offline.stack_files import PROJECT_DIR
@@ -68,10 +68,8 @@ def geo_and_throughput(cluster: Supercluster, requests: int) -> list[str]:
     return lines
 
 
-async def _refill(connection: Connection, messages: int, tag: str) -> None:
+async def _refill(admin: JetStreamAdmin, messages: int, tag: str) -> None:
     """An empty stream and a fresh recorder consumer, then `messages` answers."""
-    client = await connect(connection)
-    admin = JetStreamAdmin(client)
     await admin.api("STREAM.PURGE.answers", {})
     await admin.api("CONSUMER.DELETE.answers.recorder")
     consumer = consumer_request(JetStreamConfig().consumers[0])
@@ -79,7 +77,7 @@ async def _refill(connection: Connection, messages: int, tag: str) -> None:
         "CONSUMER.CREATE.answers.recorder",
         {"stream_name": "answers", "config": consumer, "action": "create"},
     )
-    js = client.jetstream()
+    js = admin.client.jetstream()
     pending = []
     for i in range(messages):
         record = {
@@ -96,7 +94,6 @@ async def _refill(connection: Connection, messages: int, tag: str) -> None:
             await asyncio.gather(*pending)
             pending = []
     await asyncio.gather(*pending)
-    await client.close()
 
 
 def recorder_ingest(
@@ -110,7 +107,8 @@ def recorder_ingest(
 ) -> Ingest:
     east = cluster.regions["east"]
     connection = Connection.from_inputs(admin_connection(east))
-    asyncio.run(_refill(connection, messages, f"ingest-{batch_size}-{time.monotonic_ns()}"))
+    tag = f"ingest-{batch_size}-{time.monotonic_ns()}"
+    asyncio.run(with_admin(connection, lambda admin: _refill(admin, messages, tag)))
     env = service_env(
         east,
         "recorder",

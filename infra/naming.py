@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from infra.config import StackConfig
 
 
@@ -27,9 +25,3 @@ def common_tags(cfg: StackConfig) -> dict[str, str]:
     }
     tags.update(cfg.tags)
     return tags
-
-
-def merge_tags(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    merged = dict(base)
-    merged.update(extra)
-    return merged

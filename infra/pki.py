@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from infra.identities import CERT_ORGANIZATION, IDENTITIES, Identity
+from infra.identities import CERT_ORGANIZATION, Identity
 
 KEY_ALGORITHM = "ECDSA"
 ECDSA_CURVE = "P256"
@@ -84,10 +84,6 @@ def server_spec(cluster_name: str, sans: SubjectAltNames) -> CertSpec:
 def client_spec(who: Identity) -> CertSpec:
     """No SANs: the server maps the subject DN (`CN=<name>,O=...`) to the identity's user."""
     return CertSpec(common_name=who.name, organization=CERT_ORGANIZATION, usages=CLIENT_USAGES)
-
-
-def client_specs() -> dict[str, CertSpec]:
-    return {who.name: client_spec(who) for who in IDENTITIES}
 
 
 def is_ip(value: str) -> bool:

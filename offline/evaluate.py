@@ -58,9 +58,6 @@ class Evaluation:
             raise AssertionError(f"expected one {type_}, found {len(found)}")
         return found[0]
 
-    def by_urn(self, urn: str) -> Registration:
-        return next(r for r in self.resources if r.urn == urn)
-
     def ancestors(self, resource: Registration) -> list[Registration]:
         chain = []
         while resource.parent:

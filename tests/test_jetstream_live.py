@@ -28,12 +28,11 @@ from infra.jetstream import (
 )
 from infra.jetstream_ops import (
     Connection,
-    JetStreamAdmin,
     JetStreamApiError,
     JetStreamUnreachableError,
     ObjectDiffersError,
     Target,
-    connect,
+    with_admin,
 )
 from localnet.demo import admin_connection
 from localnet.region import LocalRegion
@@ -98,25 +97,16 @@ def server_view(props: dict[str, Any]) -> dict[str, Any] | None:
     }
     target = Target(props["kind"], request, props.get("stream", ""))
 
-    async def read() -> dict[str, Any] | None:
-        client = await connect(Connection.from_inputs(props["connection"]))
-        try:
-            return await target.read(JetStreamAdmin(client))
-        finally:
-            await client.close()
-
-    return asyncio.run(read())
+    result: dict[str, Any] | None = asyncio.run(
+        with_admin(Connection.from_inputs(props["connection"]), target.read)
+    )
+    return result
 
 
 def out_of_band(region: LocalRegion, subject: str, body: dict[str, Any]) -> None:
-    async def send() -> None:
-        client = await connect(Connection.from_inputs(connection(region)))
-        try:
-            await JetStreamAdmin(client).api(subject, body)
-        finally:
-            await client.close()
-
-    asyncio.run(send())
+    asyncio.run(
+        with_admin(Connection.from_inputs(connection(region)), lambda a: a.api(subject, body))
+    )
 
 
 provider = JetStreamProvider()
@@ -276,14 +266,10 @@ def test_replicas_three_are_spread_over_the_cluster(trio: LocalRegion) -> None:
     assert props["num_replicas"] == 3
     provider.create(props)
 
-    async def info() -> dict[str, Any]:
-        client = await connect(Connection.from_inputs(props["connection"]))
-        try:
-            return await JetStreamAdmin(client).stream_info("orders")
-        finally:
-            await client.close()
-
-    cluster = asyncio.run(info())["cluster"]
+    info = asyncio.run(
+        with_admin(Connection.from_inputs(props["connection"]), lambda a: a.stream_info("orders"))
+    )
+    cluster = info["cluster"]
     assert cluster["name"] == "trio"
     assert cluster["leader"].startswith("local-trio-")
     assert len(cluster["replicas"]) == 2

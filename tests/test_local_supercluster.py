@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.jetstream_ops import Connection, JetStreamAdmin, with_admin
 from localnet.demo import DemoOptions, Supercluster, admin_connection
+from localnet.region import LocalRegion
 from offline.stack_files import PROJECT_DIR
 
 
@@ -185,28 +187,25 @@ def test_losing_one_of_three_servers_keeps_replicated_streams_writable(
     assert leader
 
 
-async def _publish_answers(region: object, count: int) -> list[int]:
-    import nats  # noqa: PLC0415
+async def _publish_answers(region: LocalRegion, count: int) -> list[int]:
+    async def publish(admin: JetStreamAdmin) -> list[int]:
+        js = admin.client.jetstream()
+        sequences = []
+        for i in range(count):
+            record = {
+                "request_id": f"loss-{os.getpid()}-{i}",
+                "op": "add",
+                "a": 1,
+                "b": 1,
+                "result": 2,
+                "served_by": "east",
+                "requested_in": "east",
+            }
+            ack = await js.publish("answers.significant", json.dumps(record).encode(), timeout=10)
+            sequences.append(ack.seq)
+        return sequences
 
-    from infra.jetstream_ops import Connection, tls_context  # noqa: PLC0415
-
-    connection = Connection.from_inputs(admin_connection(region))  # type: ignore[arg-type]
-    client = await nats.connect(
-        servers=[connection.url], tls=tls_context(connection), tls_hostname=connection.tls_hostname
+    sequences: list[int] = await with_admin(
+        Connection.from_inputs(admin_connection(region)), publish
     )
-    js = client.jetstream()
-    sequences = []
-    for i in range(count):
-        record = {
-            "request_id": f"loss-{os.getpid()}-{i}",
-            "op": "add",
-            "a": 1,
-            "b": 1,
-            "result": 2,
-            "served_by": "east",
-            "requested_in": "east",
-        }
-        ack = await js.publish("answers.significant", json.dumps(record).encode(), timeout=10)
-        sequences.append(ack.seq)
-    await client.close()
     return sequences

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 
 from infra.jetstream import JetStreamConfig, consumer_request, stream_request
-from infra.jetstream_ops import Connection, JetStreamAdmin, connect
+from infra.jetstream_ops import Connection, with_admin
+from localnet.demo import admin_connection
 from localnet.demo import service_env as local_service_env
 from localnet.mariadb import MariaDb, available
 from localnet.region import LocalRegion
@@ -46,27 +47,9 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegion]:
     app.stop()
 
 
-def _admin_connection(region: LocalRegion) -> Connection:
-    cert, key, ca = region.client_files("admin")
-    return Connection(
-        url=f"tls://{region.lb_address}:{region.lb_client_port}",
-        ca_pem=ca.read_text(),
-        cert_pem=cert.read_text(),
-        key_pem=key.read_text(),
-        tls_hostname=region.spec.endpoint,
-        timeout_seconds=30,
-    )
-
-
 def _admin(region: LocalRegion, subject: str, body: dict[str, Any] | None = None) -> Any:
-    async def call() -> Any:
-        client = await connect(_admin_connection(region))
-        try:
-            return await JetStreamAdmin(client).api(subject, body)
-        finally:
-            await client.close()
-
-    return asyncio.run(call())
+    connection = Connection.from_inputs(admin_connection(region))
+    return asyncio.run(with_admin(connection, lambda admin: admin.api(subject, body)))
 
 
 def _create_seed_jetstream(region: LocalRegion) -> None:
