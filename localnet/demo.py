@@ -138,22 +138,8 @@ class Supercluster:
         return True
 
     def _create_jetstream(self) -> None:
-        east = self.regions["east"]
-        provider = JetStreamProvider()
-        for declared in declared_objects(JetStreamConfig(), "east", east.spec.replicas):
-            props: dict[str, Any] = {
-                "connection": admin_connection(east),
-                "kind": declared.kind,
-                "adopt": declared.adopt,
-                **declared.request,
-            }
-            if declared.kind == "consumer":
-                props["stream"] = declared.stream
-            action = provider.create(props).outs or {}
-            self.say(
-                f"JetStream {declared.kind} {declared.key}: {action.get('action')} "
-                "(the stack's default, through the same provider)"
-            )
+        for description in create_seed_jetstream(self.regions["east"]):
+            self.say(f"JetStream {description} (the stack's default, through the same provider)")
 
     def _database_env(self) -> dict[str, str]:
         if self.options.mysql is None:
@@ -274,6 +260,25 @@ class Supercluster:
         for region in self.regions.values():
             region.stop()
         self.pid_file.unlink(missing_ok=True)
+
+
+def create_seed_jetstream(region: LocalRegion) -> list[str]:
+    """The stack's default JetStream objects, made by the dynamic provider `pulumi up` uses;
+    returns what was done to each."""
+    provider = JetStreamProvider()
+    done = []
+    for declared in declared_objects(JetStreamConfig(), region.name, region.spec.replicas):
+        props: dict[str, Any] = {
+            "connection": admin_connection(region),
+            "kind": declared.kind,
+            "adopt": declared.adopt,
+            **declared.request,
+        }
+        if declared.kind == "consumer":
+            props["stream"] = declared.stream
+        outs = provider.create(props).outs or {}
+        done.append(f"{declared.kind} {declared.key}: {outs.get('action')}")
+    return done
 
 
 def service_env(

@@ -11,6 +11,7 @@ their own /etc/hosts, bound in a private mount namespace, so the machine's is ne
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import signal
@@ -270,8 +271,6 @@ class LocalRegion:
             self.stop_server(ordinal)
 
     def monitor(self, ordinal: int, path: str) -> Any:
-        import json  # noqa: PLC0415
-
         url = f"http://{host_port(LOOPBACK, self.ports[ordinal].monitor)}/{path}"
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.loads(response.read())

@@ -21,9 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from infra.jetstream import JetStreamConfig, consumer_request, stream_request
 from infra.jetstream_ops import Connection, with_admin
-from localnet.demo import admin_connection
+from localnet.demo import admin_connection, create_seed_jetstream
 from localnet.demo import service_env as local_service_env
 from localnet.mariadb import MariaDb, available
 from localnet.region import LocalRegion
@@ -42,7 +41,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegion]:
     )
     app.write()
     app.start()
-    _create_seed_jetstream(app)
+    create_seed_jetstream(app)
     yield app
     app.stop()
 
@@ -50,19 +49,6 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegion]:
 def _admin(region: LocalRegion, subject: str, body: dict[str, Any] | None = None) -> Any:
     connection = Connection.from_inputs(admin_connection(region))
     return asyncio.run(with_admin(connection, lambda admin: admin.api(subject, body)))
-
-
-def _create_seed_jetstream(region: LocalRegion) -> None:
-    """The stack's default JetStream objects, exactly as the program declares them."""
-    seed = JetStreamConfig()
-    stream = stream_request(seed.streams[0], region.name, region.spec.replicas)
-    _admin(region, f"STREAM.CREATE.{stream['name']}", stream)
-    consumer = consumer_request(seed.consumers[0])
-    _admin(
-        region,
-        f"CONSUMER.CREATE.{stream['name']}.{consumer['name']}",
-        {"stream_name": stream["name"], "config": consumer, "action": "create"},
-    )
 
 
 @pytest.fixture(scope="module")
