@@ -59,15 +59,20 @@ class TcpProxy:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        for writer in list(self._connections):
-            writer.close()
+        writers = list(self._connections)
         self._connections.clear()
+        for writer in writers:
+            writer.close()
+        # close() only schedules the socket's closing; wait for it, so that no socket outlives
+        # the proxy's event loop.
+        await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
 
     async def _cancel_connections(self) -> None:
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.sleep(0)  # let the cancelled connections' closing callbacks run
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = None
