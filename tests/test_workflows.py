@@ -78,3 +78,43 @@ def test_preview_covers_every_stack_and_test_runs_the_readme_command() -> None:
     assert "./dev test" in readme
     steps = _workflow("test.yml")["jobs"]["test"]["steps"]  # type: ignore[index]
     assert steps[-1]["run"] == "./dev test"
+
+
+def _select_step_calls(tmp_path: Path, command: str, backend_url: str) -> list[str]:
+    """Runs stack.yml's select step with a `pulumi` that records its arguments and, like the
+    real CLI, fails to select a stack that does not exist unless asked to create it."""
+    steps = _workflow("stack.yml")["jobs"]["pulumi"]["steps"]  # type: ignore[index]
+    (script,) = [s["run"] for s in steps if str(s.get("name", "")).startswith("Select the stack")]
+    tmp_path.mkdir()
+    fake = tmp_path / "pulumi"
+    log = tmp_path / "calls"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{log}"\n'
+        'case "$*" in *"stack select"*--create*) exit 0;; *"stack select"*) exit 255;; esac\n'
+    )
+    fake.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={
+            "PATH": f"{tmp_path}:/usr/bin:/bin",
+            "STACK": "west",
+            "COMMAND": command,
+            "IMAGE": "",
+            "PULUMI_BACKEND_URL": backend_url,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    calls = log.read_text().splitlines()
+    assert (result.returncode == 0) is (command != "destroy"), calls
+    return calls
+
+
+def test_a_first_run_creates_the_stack_but_destroy_never_does(tmp_path: Path) -> None:
+    assert _select_step_calls(tmp_path / "a", "up", "s3://bucket")[1] == (
+        "stack select --create --secrets-provider passphrase west"
+    )
+    assert _select_step_calls(tmp_path / "b", "preview", "")[1] == "stack select --create west"
+    assert _select_step_calls(tmp_path / "c", "destroy", "s3://bucket")[1] == "stack select west"
