@@ -11,7 +11,7 @@ from pulumi_kubernetes.core.v1 import Service, ServicePortArgs, ServiceSpecArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.config import Cloud
-from infra.endpoint import ingress_address, lb_annotations, lb_ports
+from infra.endpoint import ingress_address, lb_annotations, lb_ports, load_balancer_class
 from infra.nats_values import RegionNames
 
 
@@ -46,6 +46,7 @@ class NatsEndpoint(pulumi.ComponentResource):
             ),
             spec=ServiceSpecArgs(
                 type="LoadBalancer",
+                load_balancer_class=load_balancer_class(args.cloud),
                 selector=names.selector_labels(),
                 ports=[
                     ServicePortArgs(name=p.name, port=p.port, target_port=p.name, protocol="TCP")

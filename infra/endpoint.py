@@ -25,6 +25,17 @@ AWS_LB_ANNOTATIONS = {
 }
 
 
+# The AWS Load Balancer Controller's class. Its Service webhook writes it into the spec on CREATE
+# only, and Kubernetes refuses to change it once set: a later update that omitted it would be
+# refused, so the program states it itself (tests/test_aws_lb_controller_facts.py has the source).
+AWS_LOAD_BALANCER_CLASS = "service.k8s.aws/nlb"
+
+
+def load_balancer_class(cloud: Cloud) -> str | None:
+    """AWS: the controller's class; Azure: none (the cloud provider serves unclassed Services)."""
+    return AWS_LOAD_BALANCER_CLASS if cloud == "aws" else None
+
+
 def address_field(cloud: Cloud) -> str:
     """AWS load balancers are reached by a DNS name, Azure's by an IP."""
     return "hostname" if cloud == "aws" else "ip"

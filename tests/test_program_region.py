@@ -66,7 +66,11 @@ def test_the_program_creates_the_load_balancer_not_the_chart(
 
 
 def test_aws_endpoint_is_an_internet_facing_nlb_with_ip_targets(east: Evaluation) -> None:
-    annotations = named(east, SERVICE, "-endpoint-lb").inputs["metadata"]["annotations"]
+    service = named(east, SERVICE, "-endpoint-lb")
+    # The controller's webhook would set the class on CREATE only; an update omitting it would
+    # then be refused as a change of an immutable field, so the program sets it from the start.
+    assert service.inputs["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
+    annotations = service.inputs["metadata"]["annotations"]
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
@@ -76,7 +80,9 @@ def test_aws_endpoint_is_an_internet_facing_nlb_with_ip_targets(east: Evaluation
 
 
 def test_azure_endpoint_waits_for_an_ip(west: Evaluation) -> None:
-    annotations = named(west, SERVICE, "-endpoint-lb").inputs["metadata"]["annotations"]
+    service = named(west, SERVICE, "-endpoint-lb")
+    assert "loadBalancerClass" not in service.inputs["spec"]  # AKS serves unclassed Services
+    annotations = service.inputs["metadata"]["annotations"]
     assert annotations == {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].ip}"}
 
 
