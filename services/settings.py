@@ -90,7 +90,10 @@ class RequesterSettings:
     requests: int
     concurrency: int
     timeout_seconds: int
-    attempts: int
+    # How long a request or a publish keeps being retried, in time rather than attempts, so a
+    # JetStream leader election or a cut between regions of up to this long loses nothing.
+    # Keep it under the stream's duplicate window (2 min by default), which makes retries safe.
+    retry_seconds: int
     seed: int
 
     @classmethod
@@ -100,7 +103,7 @@ class RequesterSettings:
             requests=_int(env, "REQUESTS", 1000, 1, 10_000_000),
             concurrency=_int(env, "CONCURRENCY", 64, 1, 10_000),
             timeout_seconds=_int(env, "REQUEST_TIMEOUT_SECONDS", 2, 1, 60),
-            attempts=_int(env, "REQUEST_ATTEMPTS", 5, 1, 100),
+            retry_seconds=_int(env, "RETRY_SECONDS", 60, 0, 600),
             seed=_int(env, "SEED", 1, 0, 2**31),
         )
 
@@ -111,7 +114,6 @@ class RecorderSettings:
 
     driver: str
     batch_size: int
-    max_deliveries: int
     db_host: str = ""
     db_port: int = 3306
     db_user: str = ""
@@ -124,13 +126,11 @@ class RecorderSettings:
         env = os.environ if env is None else env
         driver = env.get("DB_DRIVER", "mysql")
         batch_size = _int(env, "BATCH_SIZE", 100, 1, 10_000)
-        max_deliveries = _int(env, "MAX_DELIVERIES", 5, 1, 1000)
         if driver == "sqlite":
             return cls(
                 driver=driver,
                 db_path=_get(env, "DB_PATH"),
                 batch_size=batch_size,
-                max_deliveries=max_deliveries,
             )
         if driver != "mysql":
             raise SettingsError(f"DB_DRIVER must be mysql or sqlite, got {driver!r}")
@@ -142,5 +142,4 @@ class RecorderSettings:
             db_password=_get(env, "DB_PASSWORD"),
             db_name=_get(env, "DB_NAME", "answers"),
             batch_size=batch_size,
-            max_deliveries=max_deliveries,
         )

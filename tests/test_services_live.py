@@ -154,19 +154,19 @@ def run_requester(region: LocalRegion, count: int, seed: int, log: Path) -> dict
 
 
 def rows(db: MariaDb) -> tuple[int, int]:
-    count, distinct = db.sql(
-        f"SELECT COUNT(*), COUNT(DISTINCT request_id) FROM {db.database}.answers"
-    ).split()
+    try:
+        count, distinct = db.sql(
+            f"SELECT COUNT(*), COUNT(DISTINCT request_id) FROM {db.database}.answers"
+        ).split()
+    except subprocess.CalledProcessError:
+        return 0, 0  # no recorder has made the schema yet
     return int(count), int(distinct)
 
 
 def wait_for_rows(db: MariaDb, expected: int, timeout: float = 60) -> tuple[int, int]:
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            seen = rows(db)
-        except subprocess.CalledProcessError:
-            seen = (-1, -1)
+        seen = rows(db)
         if seen[0] >= expected or time.monotonic() > deadline:
             return seen
         time.sleep(0.25)
@@ -272,6 +272,44 @@ def test_a_recorder_killed_mid_batch_loses_and_duplicates_nothing(
         recorder.stop()
 
 
+def _answer_payload(request_id: str, **changes: object) -> bytes:
+    record = {
+        "request_id": request_id,
+        "op": "add",
+        "a": 1.0,
+        "b": 2.0,
+        "result": 3.0,
+        "served_by": "east",
+        "requested_in": "east",
+    }
+    return json.dumps({**record, **changes}).encode()
+
+
+def _publish_answers(region: LocalRegion, payloads: list[bytes]) -> None:
+    async def publish() -> None:
+        client = await _client(region, "requester")
+        js = client.jetstream()
+        for payload in payloads:
+            await js.publish("answers.throwaway", payload)
+        await client.close()
+
+    asyncio.run(publish())
+
+
+def _dead_letters(db: MariaDb) -> int:
+    try:
+        return int(db.sql(f"SELECT COUNT(*) FROM {db.database}.dead_letters"))
+    except subprocess.CalledProcessError:
+        return 0  # no recorder has made the schema yet
+
+
+def _wait_for_dead_letters(db: MariaDb, expected: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while (seen := _dead_letters(db)) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return seen
+
+
 def test_poison_messages_are_dead_lettered(
     region: LocalRegion, database: MariaDb, tmp_path: Path
 ) -> None:
@@ -283,17 +321,102 @@ def test_poison_messages_are_dead_lettered(
         await client.close()
 
     asyncio.run(publish())
+    dead_before = _dead_letters(database)
     recorder = start_recorder(region, database, tmp_path / "recorder.log")
     try:
-        deadline = time.monotonic() + 20
-        while int(database.sql("SELECT COUNT(*) FROM answers.dead_letters")) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        assert _wait_for_dead_letters(database, dead_before + 2) == dead_before + 2
     finally:
         recorder.stop()
     errors = database.sql("SELECT error FROM answers.dead_letters ORDER BY stream_seq")
     assert "JSONDecodeError" in errors
-    assert "KeyError" in errors
+    assert "missing field 'a'" in errors
+
+
+def test_poison_in_a_batch_is_dead_lettered_alone(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    """One batch of 100: 96 good answers and four that can never be rows, among them JSON
+    nested deeper than the parser's recursion limit. The poison goes to dead_letters, each with
+    its reason; the good ones are stored; the recorder keeps running."""
+    before, dead_before = rows(database)[0], _dead_letters(database)
+    payloads = [_answer_payload(f"batch-good-{i}") for i in range(96)]
+    payloads[10:10] = [b"[" * 100_000 + b"]" * 100_000]
+    payloads[40:40] = [_answer_payload("batch-nan").replace(b'"result": 3.0', b'"result": NaN')]
+    payloads[60:60] = [_answer_payload("x" * 65)]
+    payloads[90:90] = [_answer_payload("batch-huge", a=10**400)]
+    _publish_answers(region, payloads)
+    env = service_env(region, "recorder", **database.environment(), BATCH_SIZE="100")
+    recorder = Service("recorder", env, tmp_path / "recorder.log")
+    try:
+        assert wait_for_rows(database, before + 96) == (before + 96, before + 96)
+        assert _wait_for_dead_letters(database, dead_before + 4) == dead_before + 4
+        assert recorder.process.poll() is None
+    finally:
+        recorder.stop()
+    errors = database.sql("SELECT error FROM answers.dead_letters ORDER BY stream_seq DESC LIMIT 4")
+    for reason in ("RecursionError", "not a finite number", "longer than 64", "OverflowError"):
+        assert reason in errors
+    assert recorder.process.returncode == 0
+    info = _admin(region, "CONSUMER.INFO.answers.recorder")
+    assert info["num_ack_pending"] == 0
+    assert info["num_redelivered"] == 0  # nothing spent a delivery
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_stored(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    """A column narrower than the messages (a schema changed under the recorder): strict SQL
+    refuses the one row that does not fit, instead of truncating it (INSERT IGNORE did), and
+    the recorder stores every other row of its batch and dead-letters that one with the reason."""
+    before, dead_before = rows(database)[0], _dead_letters(database)
+    database.sql("ALTER TABLE answers.answers MODIFY served_by VARCHAR(5) NOT NULL")
+    try:
+        payloads = [_answer_payload(f"narrow-{i}") for i in range(30)]
+        payloads[15:15] = [_answer_payload("narrow-too-long", served_by="central")]
+        _publish_answers(region, payloads)
+        env = service_env(region, "recorder", **database.environment(), BATCH_SIZE="50")
+        recorder = Service("recorder", env, tmp_path / "recorder.log")
+        try:
+            assert wait_for_rows(database, before + 30) == (before + 30, before + 30)
+            assert _wait_for_dead_letters(database, dead_before + 1) == dead_before + 1
+        finally:
+            recorder.stop()
+        stored = database.sql(
+            "SELECT COUNT(*) FROM answers.answers WHERE request_id = 'narrow-too-long'"
+        )
+        assert int(stored) == 0  # not stored truncated as 'centr'
+        (error,) = database.sql(
+            "SELECT error FROM answers.dead_letters ORDER BY stream_seq DESC LIMIT 1"
+        ).splitlines()
+        assert "Data too long for column 'served_by'" in error
+    finally:
+        database.sql("ALTER TABLE answers.answers MODIFY served_by VARCHAR(64) NOT NULL")
+
+
+def test_sigterm_stops_a_recorder_waiting_for_its_database(
+    region: LocalRegion, database: MariaDb, tmp_path: Path
+) -> None:
+    """While the database is down the recorder holds its batch; SIGTERM must still stop it at
+    once, handing the batch back unacknowledged, and a new recorder stores it later."""
+    before = rows(database)[0]
+    recorder = start_recorder(region, database, tmp_path / "recorder.log")
+    wait_for_log(tmp_path / "recorder.log", '"message": "recording"')
+    try:
+        database.stop()
+        _publish_answers(region, [_answer_payload(f"held-{i}") for i in range(20)])
+        wait_for_log(tmp_path / "recorder.log", "database unavailable")
+        started = time.monotonic()
+        recorder.stop()
+        assert time.monotonic() - started < 10
+        assert recorder.process.returncode == 0
+    finally:
+        if database.process is None:
+            database.start()
+    again = start_recorder(region, database, tmp_path / "recorder-2.log")
+    try:
+        assert wait_for_rows(database, before + 20) == (before + 20, before + 20)
+    finally:
+        again.stop()
 
 
 class FuzzClient:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from pathlib import Path
 
+import nats.errors
+import nats.js.errors
 import pytest
 
-from services.calculator import Refusal, calculate, reply
+from services.calculator import Refusal, Unanswerable, calculate, reply
 from services.health import fresh
 from services.recorder import Answer, Poison, Sqlite, parse
-from services.requester import answer_subject, plan
+from services.requester import Summary, answer_subject, plan, with_retries
 from services.settings import NatsSettings, RecorderSettings, RequesterSettings, SettingsError
 
 
@@ -40,6 +44,8 @@ def test_calculations(operation: str, payload: bytes, expected: float) -> None:
         ("add", b'{"a": 1e16, "b": 2}', "422", "outside"),
         ("divide", b'{"a": 1, "b": 0}', "422", "division by zero"),
         ("add", b"{" + b" " * 5000 + b"}", "413", "larger than"),
+        ("add", b"[" * 2000 + b"]" * 2000, "400", "nested too deeply"),
+        ("add", b'{"a":[' * 500 + b"1" + b"]}" * 500, "400", "nested too deeply"),
     ],
 )
 def test_refusals_say_why(operation: str, payload: bytes, code: str, says: str) -> None:
@@ -67,30 +73,58 @@ def test_the_plan_is_deterministic_with_unique_ids() -> None:
     assert all(p.b != 0 for p in first)
 
 
-def test_recorder_parses_answers_and_names_poison() -> None:
-    good = json.dumps(
-        {
-            "request_id": "r",
-            "op": "add",
-            "a": 1,
-            "b": 2,
-            "result": 3,
-            "served_by": "east",
-            "requested_in": "west",
-        }
-    ).encode()
-    parsed = parse(7, "answers.significant", good, 1)
+GOOD_ANSWER = {
+    "request_id": "r",
+    "op": "add",
+    "a": 1,
+    "b": 2,
+    "result": 3,
+    "served_by": "east",
+    "requested_in": "west",
+}
+
+
+def _answer(**changes: object) -> bytes:
+    return json.dumps({**GOOD_ANSWER, **changes}).encode()
+
+
+def test_recorder_parses_answers() -> None:
+    parsed = parse(7, "answers.significant", _answer(), 1)
     assert isinstance(parsed, Answer)
-    assert parsed.row() == (7, "answers.significant", "r", "add", 1, 2, 3, "east", "west")
-    for bad, error in (
+    assert parsed.row() == (7, "answers.significant", "r", "add", 1.0, 2.0, 3.0, "east", "west")
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
         (b"{", "JSONDecodeError"),
-        (b'{"op": "add"}', "KeyError"),
-        (good.replace(b'"result": 3', b'"result": "3"'), "TypeError"),
-    ):
-        poison = parse(8, "answers.throwaway", bad, 2)
-        assert isinstance(poison, Poison)
-        assert error in poison.error
-        assert poison.deliveries == 2
+        (b"[1]", "not a JSON object but list"),
+        (b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
+        (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "RecursionError"),
+        (b'{"a": "\xc3\x28"}', "UnicodeDecodeError"),
+        (json.dumps({"op": "add"}).encode(), "missing field 'request_id'"),
+        (_answer(result="3"), "result is not a number: str"),
+        (_answer(a=True), "a is not a number: bool"),
+        (_answer(b=None), "b is not a number: NoneType"),
+        (_answer().replace(b'"result": 3', b'"result": NaN'), "not a finite number"),
+        (_answer().replace(b'"a": 1', b'"a": -Infinity'), "not a finite number"),
+        (_answer().replace(b'"a": 1', b'"a": 1' + b"0" * 400), "OverflowError"),
+        (_answer(request_id="x" * 65), "request_id is longer than 64"),
+        (_answer(op=["add"]), "op is not a string: list"),
+        (_answer(served_by="é" * 65), "served_by is longer than 64"),
+    ],
+)
+def test_recorder_names_every_message_it_cannot_store(payload: bytes, says: str) -> None:
+    poison = parse(8, "answers.throwaway", payload, 2)
+    assert isinstance(poison, Poison)
+    assert says in poison.error
+    assert (poison.stream_seq, poison.deliveries, poison.payload) == (8, 2, payload)
+
+
+def test_recorder_refuses_a_subject_its_column_cannot_hold() -> None:
+    poison = parse(9, "answers." + "x" * 60, _answer(), 1)
+    assert isinstance(poison, Poison)
+    assert "subject longer than 64" in poison.error
 
 
 def test_settings_errors_name_the_variable(tmp_path: Path) -> None:
@@ -128,8 +162,28 @@ def test_the_embedded_database_is_idempotent_per_stream_sequence(tmp_path: Path)
     connection = sqlite3.connect(tmp_path / "answers.db")
     assert connection.execute("SELECT COUNT(*) FROM answers").fetchone() == (1,)
     assert connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone() == (1,)
-    assert db.is_outage(sqlite3.OperationalError("database is locked"))
-    assert not db.is_outage(ValueError("a row"))
+    assert db.classify(sqlite3.OperationalError("database is locked")) == "outage"
+    assert db.classify(ValueError("something unknown")) == "outage"  # held, never dropped
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("values", "constraint"),
+    [
+        (("r", "add", float("nan"), 2.0, 3.0, "east", "east"), "NOT NULL"),
+        (("r" * 65, "add", 1.0, 2.0, 3.0, "east", "east"), "CHECK"),
+    ],
+)
+def test_the_embedded_database_refuses_what_its_columns_cannot_hold(
+    tmp_path: Path, values: tuple[object, ...], constraint: str
+) -> None:
+    """Only the key makes a write idempotent: any other error reaches the recorder, which
+    dead-letters the row (INSERT OR IGNORE used to drop such a row without a trace)."""
+    db = Sqlite(str(tmp_path / "answers.db"))
+    db.ensure_schema()
+    with pytest.raises(sqlite3.IntegrityError, match=constraint) as refused:
+        db.write([Answer(1, "answers.significant", values)], [])
+    assert db.classify(refused.value) == "refused"
     db.close()
 
 
@@ -137,3 +191,58 @@ def test_the_recorder_database_driver_is_validated() -> None:
     assert RecorderSettings.from_env({"DB_DRIVER": "sqlite", "DB_PATH": "/x.db"}).db_path == "/x.db"
     with pytest.raises(SettingsError, match="DB_DRIVER must be mysql or sqlite"):
         RecorderSettings.from_env({"DB_DRIVER": "postgres"})
+
+
+def test_requests_without_a_reply_are_counted_and_logged_once_per_interval() -> None:
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("test-unanswerable")
+    logger.addHandler(_Collect(records))
+    logger.setLevel(logging.INFO)
+    unanswerable = Unanswerable(logger, interval_seconds=60)
+    for second in range(0, 150):  # a flood: ten a second for 150 s
+        for _ in range(10):
+            unanswerable.count(now=float(second))
+    assert unanswerable.total == 1500
+    assert len(records) == 3  # at 0 s, 60 s, 120 s
+    assert [r.fields["since_last_log"] for r in records] == [1, 600, 600]  # type: ignore[attr-defined]
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
+@pytest.mark.asyncio
+async def test_retries_are_a_budget_in_time_not_a_number_of_attempts() -> None:
+    recovers_at = time.monotonic() + 0.6  # e.g. a JetStream leader elected after 0.6 s
+
+    async def publish() -> str:
+        if time.monotonic() < recovers_at:
+            raise nats.errors.NoRespondersError
+        return "acked"
+
+    summary = Summary()
+    assert await with_retries(5, summary, publish) == "acked"
+    assert summary.retries >= 4  # more than the old five-attempt limit would have allowed
+    recovers_at = time.monotonic() + 10
+    started = time.monotonic()
+    with pytest.raises(nats.errors.NoRespondersError):
+        await with_retries(0.5, Summary(), publish)
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.asyncio
+async def test_other_failures_are_not_retried() -> None:
+    calls = []
+
+    async def refused() -> None:
+        calls.append(1)
+        raise nats.js.errors.BadRequestError
+
+    with pytest.raises(nats.js.errors.BadRequestError):
+        await with_retries(5, Summary(), refused)
+    assert calls == [1]
