@@ -1,5 +1,6 @@
 """The requester: many calculations in flight (bounded), retried on no-responders and timeouts
-with backoff, each answer published to JetStream with a message id, then a summary.
+with backoff for up to RETRY_SECONDS, each answer published to JetStream with a message id (so a
+retried publish is deduplicated), then a summary that counts what could not be published.
 
 Seed 001's requester sent one request at a time with a 2 s timeout and gave up on the first
 error; this one keeps CONCURRENCY requests in flight and loses none to a transient failure.
@@ -28,11 +29,13 @@ from services.settings import NatsSettings, RequesterSettings
 
 SIGNIFICANT, THROWAWAY = ANSWER_SUBJECTS
 # Failures worth retrying: nobody answering yet (no responders, or no stream reachable for a
-# JetStream publish, e.g. while the link to the stream's region is down) and timeouts.
+# JetStream publish, e.g. while the link to the stream's region is down), JetStream's 503 while
+# a stream or the meta group elects a leader, and timeouts.
 RETRYABLE = (
     nats.errors.NoRespondersError,
     nats.errors.TimeoutError,
     nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
     TimeoutError,
 )
 _FIRST_BACKOFF = 0.05
@@ -77,6 +80,9 @@ class Summary:
     refused: int = 0
     failed: int = 0
     published: int = 0
+    # Answered but not taken by JetStream within the retry budget; each is logged whole
+    # ("not published", with its record) so it can be published again.
+    unpublished: int = 0
     duplicates: int = 0
     retries: int = 0
     seconds: float = 0.0
@@ -91,6 +97,7 @@ class Summary:
             "refused": self.refused,
             "failed": self.failed,
             "published": self.published,
+            "unpublished": self.unpublished,
             "duplicates": self.duplicates,
             "retries": self.retries,
             "seconds": round(self.seconds, 3),
@@ -100,18 +107,21 @@ class Summary:
         }
 
 
-async def _with_retries(attempts: int, summary: Summary, call: Any) -> Any:
+async def with_retries(budget_seconds: float, summary: Summary, call: Any) -> Any:
+    """`call()` until it succeeds, retrying RETRYABLE failures with jittered backoff for up to
+    `budget_seconds`; the last failure is raised once the budget is spent."""
+    deadline = time.monotonic() + budget_seconds
     delay = _FIRST_BACKOFF
-    for attempt in range(attempts):
+    while True:
         try:
             return await call()
         except RETRYABLE:
-            if attempt == attempts - 1:
+            pause = delay * (0.5 + random.random())
+            if time.monotonic() + pause > deadline:
                 raise
             summary.retries += 1
-            await asyncio.sleep(delay * (0.5 + random.random()))
+            await asyncio.sleep(pause)
             delay = min(delay * 2, _MAX_BACKOFF)
-    raise AssertionError("unreachable")
 
 
 async def run(client: Client, settings: NatsSettings, requester: RequesterSettings) -> Summary:
@@ -124,8 +134,8 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
         async with slots:
             started = time.perf_counter()
             try:
-                reply = await _with_retries(
-                    requester.attempts,
+                reply = await with_retries(
+                    requester.retry_seconds,
                     summary,
                     lambda: client.request(
                         subject(work.operation), work.payload(), timeout=requester.timeout_seconds
@@ -151,8 +161,8 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                 "requested_in": settings.region,
             }
             try:
-                ack = await _with_retries(
-                    requester.attempts,
+                ack = await with_retries(
+                    requester.retry_seconds,
                     summary,
                     lambda: js.publish(
                         answer_subject(answer["result"]),
@@ -161,8 +171,15 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                         headers={"Nats-Msg-Id": work.request_id},
                     ),
                 )
-            except RETRYABLE:
-                summary.failed += 1  # answered, but JetStream did not take it
+            except RETRYABLE as error:
+                # Answered, but JetStream did not take it in time: counted and logged whole,
+                # never dropped silently (the same Nats-Msg-Id keeps a later publish safe).
+                summary.failed += 1
+                summary.unpublished += 1
+                logger.error(
+                    "not published",
+                    extra={"fields": {"record": record, "error": repr(error)}},
+                )
                 return
             summary.published += 1
             summary.duplicates += int(bool(ack.duplicate))

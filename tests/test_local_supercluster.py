@@ -6,11 +6,14 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,6 +147,86 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
 
 def _gateway_proxies(cluster: Supercluster) -> list[object]:
     return [region.proxies[1] for region in cluster.regions.values()]
+
+
+def _in_background(work: Callable[[], dict[str, Any]]) -> tuple[threading.Thread, dict[str, Any]]:
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.update(work()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def _stream_info(region: LocalRegion) -> dict[str, Any]:
+    async def info(admin: JetStreamAdmin) -> dict[str, Any]:
+        found: dict[str, Any] = await admin.api("STREAM.INFO.answers")
+        return found
+
+    result: dict[str, Any] = asyncio.run(
+        with_admin(Connection.from_inputs(admin_connection(region)), info)
+    )
+    return result
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_killing_the_stream_leader_loses_no_answer(cluster: Supercluster) -> None:
+    """SIGKILL to the `answers` stream's leader while 3,000 answers are being published: the
+    requester retries through the election (deduplicated by Nats-Msg-Id) and every answer is
+    recorded once."""
+    east = cluster.regions["east"]
+    before_records = cluster.records()
+    first_seq = _stream_info(east)["state"]["last_seq"]
+    thread, summary = _in_background(lambda: cluster.request("east", 3000, 31, concurrency=64))
+    _wait_until(
+        lambda: _stream_info(east)["state"]["last_seq"] > first_seq + 300, 60, "no publishes"
+    )
+    leader = _stream_info(east)["cluster"]["leader"]
+    ordinal = int(leader.rsplit("-", 1)[1])
+    process = east.processes[ordinal]
+    assert process is not None
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    east.processes[ordinal] = None
+    try:
+        _wait_until(lambda: _stream_info(east)["cluster"]["leader"] != leader, 30, "no election")
+    finally:
+        east.restart_server(ordinal)
+    thread.join(timeout=300)
+    assert summary["answered"] == 3000, summary
+    assert summary["published"] == 3000, summary
+    assert (summary["failed"], summary["unpublished"]) == (0, 0)
+    assert cluster.wait_for_records(before_records + 3000) == before_records + 3000
+
+
+def test_a_gateway_cut_loses_no_answer_published_from_the_far_region(
+    cluster: Supercluster,
+) -> None:
+    """West publishes 4,000 answers to the stream in east while the link between the regions
+    is down for 10 s: west keeps answering its own requests, its publishes wait out the cut
+    within the retry budget, and every answer is recorded once."""
+    east = cluster.regions["east"]
+    before_records = cluster.records()
+    first_seq = _stream_info(east)["state"]["last_seq"]
+    thread, summary = _in_background(lambda: cluster.request("west", 4000, 32, concurrency=64))
+    _wait_until(
+        lambda: _stream_info(east)["state"]["last_seq"] > first_seq + 300, 60, "no publishes"
+    )
+    for proxy in _gateway_proxies(cluster):
+        proxy.cut()  # type: ignore[attr-defined]
+    time.sleep(10)
+    for proxy in _gateway_proxies(cluster):
+        proxy.restore()  # type: ignore[attr-defined]
+    thread.join(timeout=300)
+    assert summary["answered"] == 4000, summary
+    assert summary["served_by"] == {"west": 4000}
+    assert summary["published"] == 4000, summary
+    assert (summary["failed"], summary["unpublished"]) == (0, 0)
+    assert cluster.wait_for_records(before_records + 4000) == before_records + 4000
 
 
 def test_a_cut_link_keeps_regions_serving_and_cross_region_resumes(
