@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import operator
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +98,8 @@ def _parse(payload: bytes) -> dict[str, Any]:
         request: Any = json.loads(payload, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as error:
         raise _Refused("400", f"request is not JSON: {error}") from None
+    except RecursionError:
+        raise _Refused("400", "request is nested too deeply") from None
     if not isinstance(request, dict):
         raise _Refused("400", 'request must be a JSON object like {"a": 1, "b": 2}')
     return request
@@ -120,12 +124,42 @@ def reply(operation: str, result: float, region: str) -> bytes:
     return json.dumps({"result": result, "op": operation, "region": region}).encode()
 
 
+class Unanswerable:
+    """Counts requests that came without a reply subject (nothing to answer to) and logs them
+    at most once per interval, so a client sending many cannot flood the logs."""
+
+    def __init__(self, logger: logging.Logger, interval_seconds: float = 60.0) -> None:
+        self.logger = logger
+        self.interval = interval_seconds
+        self.total = 0
+        self._unlogged = 0
+        self._last_log = -math.inf
+
+    def count(self, now: float | None = None) -> None:
+        self.total += 1
+        self._unlogged += 1
+        now = time.monotonic() if now is None else now
+        if now - self._last_log >= self.interval:
+            logs.event(
+                self.logger,
+                "requests without a reply subject ignored",
+                since_last_log=self._unlogged,
+                total=self.total,
+            )
+            self._unlogged = 0
+            self._last_log = now
+
+
 async def serve(settings: NatsSettings, calculator: CalculatorSettings) -> None:
     logger = logs.setup(f"calculator-{calculator.operation}", settings.region)
     client = await connect(settings, logger)
     operation = calculator.operation
+    unanswerable = Unanswerable(logger)
 
     async def handle(request: Request) -> None:
+        if not request._msg.reply:  # the framework's Request does not expose the reply subject
+            unanswerable.count()
+            return
         outcome = calculate(operation, request.data)
         if isinstance(outcome, Refusal):
             await request.respond_error(outcome.code, outcome.description)
