@@ -457,6 +457,7 @@ BAD_REQUESTS = st.one_of(
     st.builds(lambda a, b: json.dumps({"a": a, "b": b}).encode(), _numbers, _bad_values),
     st.builds(lambda a: json.dumps({"a": a, "b": 0}).encode(), _numbers),  # for divide
     st.binary(min_size=4097, max_size=5000),
+    st.integers(min_value=1000, max_value=2040).map(lambda n: b"[" * n + b"]" * n),
 )
 
 
@@ -488,6 +489,33 @@ def test_bad_requests_get_error_replies_and_the_services_keep_serving(region: Lo
             assert json.loads(good.data)["region"] == "east"
     finally:
         fuzz.close()
+
+
+def test_requests_without_a_reply_neither_flood_the_log_nor_stop_the_service(
+    region: LocalRegion, tmp_path: Path
+) -> None:
+    log = tmp_path / "add.log"
+    calculator = Service("calculator", service_env(region, "calculator", OPERATION="add"), log)
+    try:
+        wait_for_log(log, '"message": "serving"')
+
+        async def flood() -> bytes:
+            client = await _client(region, "requester")
+            try:
+                for _ in range(2000):
+                    await client.publish("math.numbers.add", b'{"a": 1, "b": 2}')
+                await client.flush()
+                reply = await client.request("math.numbers.add", b'{"a": 1, "b": 2}', timeout=5)
+                return bytes(reply.data)
+            finally:
+                await client.close()
+
+        assert json.loads(asyncio.run(flood()))["result"] == 3.0
+    finally:
+        calculator.stop()
+    lines = log.read_text().splitlines()
+    assert sum("without a reply subject" in line for line in lines) == 1
+    assert len(lines) < 10, lines  # no line per message, no error per message
 
 
 def test_a_service_with_another_identity_cannot_serve(region: LocalRegion, tmp_path: Path) -> None:
