@@ -100,6 +100,7 @@ class NatsRegion(pulumi.ComponentResource):
                     storage_class=storage_class,
                     storage_size=cfg.nats.storage_size,
                     resources=Resources(cpu=cfg.nats.cpu, memory=cfg.nats.memory),
+                    zonal=bool(cfg.nodes.zones),
                 )
             )
 

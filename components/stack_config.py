@@ -12,4 +12,7 @@ def read_stack_config() -> StackConfig:
     """Every key of the stack, not just known ones, so a misspelt key is an error, not a default.
     Pulumi's public Config API reads one known key at a time, hence the runtime's own map."""
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_stack_config(raw, project=pulumi.get_project(), stack=pulumi.get_stack())
+    config = parse_stack_config(raw, project=pulumi.get_project(), stack=pulumi.get_stack())
+    for warning in config.warnings:
+        pulumi.log.warn(warning)
+    return config

@@ -102,6 +102,9 @@ class RegionSpec:
     storage_size: str
     resources: Resources = Resources()
     gateway_port: int = GATEWAY_PORT
+    # The nodes span availability zones; without them (an Azure region like westus) the
+    # servers are spread over hosts only.
+    zonal: bool = True
 
 
 def host_port(host: str, port: int) -> str:
@@ -181,17 +184,20 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
         "podTemplate": {
             # Gateway and TLS changes need a restart: the checksum rolls the pods on change.
             "configChecksumAnnotation": True,
-            "topologySpreadConstraints": {
-                "topology.kubernetes.io/zone": {
-                    "maxSkew": 1,
-                    "whenUnsatisfiable": "DoNotSchedule",
-                },
-                "kubernetes.io/hostname": {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"},
-            },
+            "topologySpreadConstraints": _spread(spec.zonal),
         },
         "podDisruptionBudget": {"enabled": True},
         "service": {"enabled": True},
         "natsBox": {"enabled": False},
+    }
+
+
+def _spread(zonal: bool) -> dict[str, dict[str, object]]:
+    """One server per host, and as even as possible over zones where the nodes have zones."""
+    domains = ["topology.kubernetes.io/zone"] if zonal else []
+    return {
+        domain: {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}
+        for domain in (*domains, "kubernetes.io/hostname")
     }
 
 

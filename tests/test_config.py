@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import pytest
@@ -17,8 +18,12 @@ AWS = {f"{P}:cloud": "aws", f"{P}:region": "us-east-1", f"{P}:app": '{"enabled":
 AZURE = {f"{P}:cloud": "azure", f"{P}:region": "westus", f"{P}:app": '{"enabled": false}'}
 
 
-def parse(raw: dict[str, str], stack: str = "east") -> StackConfig:
-    return parse_stack_config(raw, project=P, stack=stack)
+# The day the version calendar is read on, so these tests do not change with the date.
+TODAY = date(2026, 11, 22)
+
+
+def parse(raw: dict[str, str], stack: str = "east", today: date = TODAY) -> StackConfig:
+    return parse_stack_config(raw, project=P, stack=stack, today=today)
 
 
 def with_(base: dict[str, str], **values: Any) -> dict[str, str]:
@@ -47,7 +52,9 @@ def test_defaults_resolve_per_cloud() -> None:
     assert aws.nodes.instance_type == "m6i.large"
     assert aws.nodes.zones == ("us-east-1a", "us-east-1b", "us-east-1c")
     assert azure.nodes.instance_type == "Standard_D2s_v5"
-    assert azure.nodes.zones == ("1", "2", "3")
+    assert azure.nodes.zones == ()  # westus has no zones
+    assert parse(with_(AZURE, region="westus2"), "west").nodes.zones == ("1", "2", "3")
+    assert (aws.kubernetes_version, azure.kubernetes_version) == ("1.35", "1.35")
     assert (aws.nodes.count, aws.nodes.min_count, aws.nodes.max_count) == (3, 3, 6)
     assert str(aws.require_eks().vpc_cidr) == "10.10.0.0/16"
     assert azure.require_aks().sku_tier == "Standard"
@@ -58,6 +65,28 @@ def test_defaults_resolve_per_cloud() -> None:
 def test_azure_region_without_zones_is_allowed_with_an_empty_list() -> None:
     cfg = parse(with_(AZURE, nodes={"zones": []}), "west")
     assert cfg.nodes.zones == ()
+
+
+def test_a_version_near_its_end_warns_and_past_it_is_refused() -> None:
+    """EKS 1.34 leaves standard support on 2026-12-02 (the fact table's source: the EKS user
+    guide); then EKS upgrades a STANDARD-policy control plane itself."""
+    near = parse(with_(AWS, kubernetesVersion="1.34"), "east", today=date(2026, 11, 22))
+    assert near.warnings == (
+        "kubernetesVersion 1.34 leaves standard support on 2026-12-02 (in 10 days); "
+        "move to 1.35, 1.36 before then",
+    )
+    assert parse(with_(AWS, kubernetesVersion="1.35"), "east").warnings == ()
+    with pytest.raises(ConfigError, match="left EKS standard support on 2026-12-02"):
+        parse(with_(AWS, kubernetesVersion="1.34"), "east", today=date(2026, 12, 2))
+    with pytest.raises(ConfigError, match="not yet offered by AKS"):
+        parse(with_(AZURE, kubernetesVersion="1.36"), "west", today=date(2026, 5, 1))
+
+
+def test_the_shipped_stacks_ask_for_supported_versions_today() -> None:
+    """On the real date: a stack file whose version left support fails here first, with the
+    message a user would get from `pulumi up`."""
+    for stack in ("east", "west", "central"):
+        parse(load_stack_config(stack), stack, today=date.today())
 
 
 def test_objects_arrive_as_json_text_like_pulumi_sends_them() -> None:
@@ -84,7 +113,32 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
     ("cluster name too long", with_(AWS, clusterName="a" * 30), "clusterName", "1-24"),
     ("stack name not dns", AWS, "clusterName", "set clusterName"),
     ("version unquoted", with_(AWS, kubernetesVersion="1.3"), "kubernetesVersion", "quoted"),
-    ("version too old", with_(AWS, kubernetesVersion="1.24"), "kubernetesVersion", "1.31"),
+    ("version unknown", with_(AWS, kubernetesVersion="1.24"), "kubernetesVersion", "1.35, 1.36"),
+    (
+        "version out of eks support",
+        with_(AWS, kubernetesVersion="1.33"),
+        "kubernetesVersion",
+        "left EKS standard support on 2026-07-29",
+    ),
+    (
+        "version out of aks support",
+        with_(AZURE, kubernetesVersion="1.32"),
+        "kubernetesVersion",
+        "left AKS standard support on 2026-03-31",
+    ),
+    (
+        "zones in a region without zones",
+        with_(AZURE, nodes={"zones": ["1", "2", "3"]}),
+        "nodes.zones",
+        "westus has no availability zones",
+    ),
+    ("azure region unknown", with_(AZURE, region="westus9"), "region", "westus2, westus3"),
+    (
+        "zone-redundant disks without zones",
+        with_(AZURE, aks={"diskSku": "Premium_ZRS"}),
+        "aks.diskSku",
+        "Premium_LRS",
+    ),
     ("node count zero", with_(AWS, nodes={"count": 0, "minCount": 1}), "nodes.count", "1"),
     ("count above max", with_(AWS, nodes={"count": 9, "maxCount": 6}), "nodes.count", "maxCount"),
     ("count not a number", with_(AWS, nodes={"count": "three"}), "nodes.count", "integer"),

@@ -62,7 +62,7 @@ def test_network_spans_three_zones_with_tagged_subnets(east: Evaluation) -> None
 def test_cluster_uses_api_auth_encryption_and_private_subnets(east: Evaluation) -> None:
     cluster = east.one(CLUSTER)
     assert cluster.inputs["name"] == "nats-supercluster-east"
-    assert cluster.inputs["version"] == "1.34"
+    assert cluster.inputs["version"] == "1.35"
     assert cluster.inputs["accessConfig"]["authenticationMode"] == "API"
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     key = east.one("aws:kms/key:Key")

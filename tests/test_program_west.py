@@ -13,6 +13,7 @@ from tests.conftest import after, depends_on
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 GROUP = "azure-native:resources:ResourceGroup"
 STORAGE = "kubernetes:storage.k8s.io/v1:StorageClass"
+RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def test_cluster_lives_in_its_resource_group_in_westus(west: Evaluation) -> None:
@@ -23,14 +24,15 @@ def test_cluster_lives_in_its_resource_group_in_westus(west: Evaluation) -> None
     assert depends_on(west, cluster, group)
     assert cluster.inputs["resourceName"] == "nats-supercluster-west"
     assert cluster.inputs["identity"] == {"type": "SystemAssigned"}
-    assert cluster.inputs["kubernetesVersion"] == "1.34"
+    assert cluster.inputs["kubernetesVersion"] == "1.35"
     assert cluster.inputs["enableRBAC"] is True
     assert group.inputs["tags"]["stack"] == "west"
 
 
-def test_node_pool_spans_three_zones_with_autoscaling_bounds(west: Evaluation) -> None:
+def test_node_pool_in_westus_has_no_zones_and_autoscales(west: Evaluation) -> None:
+    """westus has no availability zones (Microsoft's region list): AKS refuses zones there."""
     (pool,) = west.one(CLUSTER).inputs["agentPoolProfiles"]
-    assert pool["availabilityZones"] == ["1", "2", "3"]
+    assert "availabilityZones" not in pool
     assert pool["enableAutoScaling"] is True
     assert (pool["count"], pool["minCount"], pool["maxCount"]) == (3, 3, 6)
     assert pool["vmSize"] == "Standard_D2s_v5"
@@ -93,6 +95,7 @@ def test_every_resource_sits_under_a_top_level_component(west: Evaluation) -> No
 
 def test_regional_azure_cluster_and_options_from_config(east: Evaluation) -> None:
     config = load_stack_config("west")
+    config["nats-supercluster:region"] = "westus2"  # zone-redundant disks need a zonal region
     config["nats-supercluster:nodes"] = json.dumps({"zones": [], "count": 4, "maxCount": 9})
     config["nats-supercluster:aks"] = json.dumps(
         {"skuTier": "Free", "diskSku": "Premium_ZRS", "authorizedIpRanges": ["203.0.113.0/24"]}
@@ -112,3 +115,14 @@ def test_mocked_credentials_are_what_the_kubeconfig_carries(west: Evaluation) ->
     raw = west.outputs["kubeconfig"].value
     assert not raw.startswith(base64.b64encode(b"{").decode())
     assert json.loads(raw)["kind"] == "Config"
+
+
+def test_servers_spread_over_hosts_where_there_are_no_zones(
+    east: Evaluation, west: Evaluation
+) -> None:
+    def spread(ev: Evaluation) -> set[str]:
+        release = next(r for r in ev.of_type(RELEASE) if r.name.endswith("-nats-release"))
+        return set(release.inputs["values"]["podTemplate"]["topologySpreadConstraints"])
+
+    assert spread(west) == {"kubernetes.io/hostname"}
+    assert spread(east) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
