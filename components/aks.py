@@ -7,12 +7,17 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.containerservice as aks
-from pulumi_azure_native import resources
+from pulumi_azure_native import authorization, network, resources
 from pulumi_kubernetes import Provider as KubernetesProvider
 
 from components.storage_class import storage_class
 from infra import versions
 from infra.config import StackConfig
+from infra.endpoint import (
+    NETWORK_CONTRIBUTOR_ROLE,
+    azure_static_ip_annotations,
+    role_definition_id,
+)
 from infra.kubeconfig import aks_kubeconfig
 from infra.naming import base_name, common_tags, kubernetes_cluster_name
 from infra.storage import aks_jetstream
@@ -21,6 +26,10 @@ from infra.storage import aks_jetstream
 @dataclass(frozen=True)
 class AksClusterArgs:
     config: StackConfig
+
+
+# The pool's node count as Pulumi addresses it inside the cluster's inputs (camelCase path).
+AUTOSCALED_COUNT = "agentPoolProfiles[0].count"
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -32,6 +41,9 @@ class AksCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     storage_class_name: pulumi.Output[str]
     workload_dependencies: Sequence[pulumi.Resource]
+
+    lb_annotations: pulumi.Output[dict[str, str]]
+    lb_dependencies: Sequence[pulumi.Resource]
 
     def __init__(
         self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -91,8 +103,11 @@ class AksCluster(pulumi.ComponentResource):
             ),
             oidc_issuer_profile=aks.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
             tags=tags,
-            opts=child,
+            # The autoscaler owns the pool's size; re-sending `count` on every update would
+            # fight it (count is only the size at creation).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=[AUTOSCALED_COUNT]),
         )
+        self._static_ip(name, cfg, group, cluster)
 
         credentials = aks.list_managed_cluster_user_credentials_output(
             resource_group_name=group.name,
@@ -122,3 +137,50 @@ class AksCluster(pulumi.ComponentResource):
                 "resourceGroup": group.name,
             }
         )
+
+    def _static_ip(
+        self,
+        name: str,
+        cfg: StackConfig,
+        group: resources.ResourceGroup,
+        cluster: aks.ManagedCluster,
+    ) -> None:
+        """A Standard static public IP in the stack's resource group for the NATS Service, so the
+        region's address (in its certificate and in its peers' gateway lists) survives the
+        Service being replaced; and the cluster identity's right to use it."""
+        child = pulumi.ResourceOptions(parent=self)
+        address = network.PublicIPAddress(
+            f"{name}-nats-ip",
+            resource_group_name=group.name,
+            location=cfg.region,
+            sku=network.PublicIPAddressSkuArgs(name="Standard"),
+            public_ip_allocation_method="Static",
+            public_ip_address_version="IPv4",
+            zones=list(cfg.nodes.zones) or None,
+            tags=common_tags(cfg),
+            opts=child,
+        )
+        client = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        role = authorization.RoleAssignment(
+            f"{name}-nats-ip-role",
+            scope=group.id,
+            role_definition_id=client.subscription_id.apply(
+                lambda subscription: role_definition_id(subscription, NETWORK_CONTRIBUTOR_ROLE)
+            ),
+            principal_id=cluster.identity.apply(_principal_id),
+            # A new identity may not have replicated yet; the type skips the directory lookup.
+            principal_type="ServicePrincipal",
+            opts=child,
+        )
+        self.lb_annotations = pulumi.Output.all(group.name, address.name).apply(
+            lambda a: azure_static_ip_annotations(a[0], a[1])
+        )
+        self.lb_dependencies = [address, role]
+
+
+def _principal_id(identity: aks.outputs.ManagedClusterIdentityResponse | None) -> str:
+    if identity is None or not identity.principal_id:
+        raise ValueError("AKS reported no system-assigned identity for the cluster")
+    return str(identity.principal_id)

@@ -39,6 +39,8 @@ class EksCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     storage_class_name: pulumi.Output[str]
     workload_dependencies: Sequence[pulumi.Resource]
+    lb_annotations: pulumi.Output[dict[str, str]]
+    lb_dependencies: Sequence[pulumi.Resource]
 
     def __init__(
         self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -229,6 +231,9 @@ class EksCluster(pulumi.ComponentResource):
         self.cluster_name = cluster.name
         self.storage_class_name = gp3.metadata.apply(lambda m: str(m.name))
         self.workload_dependencies = [node_group, ebs_addon, controller.release, gp3]
+        # The NLB's address comes from the controller; nothing else to bind.
+        self.lb_annotations = pulumi.Output.from_input({})
+        self.lb_dependencies = []
         self.register_outputs(
             {
                 "clusterName": self.cluster_name,

@@ -21,9 +21,11 @@ class NatsEndpointArgs:
     names: RegionNames
     namespace: pulumi.Input[str]
     kubernetes: KubernetesProvider
-    # The load balancer controller and nodes: the Service (and its cloud load balancer) must be
-    # deleted before them.
+    # The load balancer controller and nodes (and on Azure the static IP and the role that lets
+    # the cluster use it): the Service, and its cloud load balancer, is deleted before them.
     runs_on: Sequence[pulumi.Resource]
+    # The platform's own annotations (Azure: which static IP to take).
+    platform_annotations: pulumi.Input[dict[str, str]]
 
 
 class NatsEndpoint(pulumi.ComponentResource):
@@ -37,12 +39,15 @@ class NatsEndpoint(pulumi.ComponentResource):
     ) -> None:
         super().__init__("nats-supercluster:nats:Endpoint", name, None, opts)
         names = args.names
+        cloud = args.cloud
         self.service = Service(
             f"{name}-lb",
             metadata=ObjectMetaArgs(
                 name=names.public_service,
                 namespace=args.namespace,
-                annotations=lb_annotations(args.cloud),
+                annotations=pulumi.Output.from_input(args.platform_annotations).apply(
+                    lambda platform: lb_annotations(cloud, platform)
+                ),
             ),
             spec=ServiceSpecArgs(
                 type="LoadBalancer",
@@ -59,7 +64,6 @@ class NatsEndpoint(pulumi.ComponentResource):
                 parent=self, provider=args.kubernetes, depends_on=list(args.runs_on)
             ),
         )
-        cloud = args.cloud
         self.address = self.service.status.apply(
             lambda status: ingress_address(
                 cloud,

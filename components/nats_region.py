@@ -71,7 +71,8 @@ class NatsRegion(pulumi.ComponentResource):
                 names=names,
                 namespace=namespace_name,
                 kubernetes=platform.provider,
-                runs_on=platform.workload_dependencies,
+                runs_on=[*platform.workload_dependencies, *platform.lb_dependencies],
+                platform_annotations=platform.lb_annotations,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

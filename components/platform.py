@@ -18,3 +18,7 @@ class KubernetesPlatform(Protocol):
     cluster_name: pulumi.Output[str]
     storage_class_name: pulumi.Output[str]
     workload_dependencies: Sequence[pulumi.Resource]
+    # What the public LoadBalancer Service needs from the cloud beyond the cluster: annotations
+    # (Azure: the static IP to take) and the resources they name, which must outlive the Service.
+    lb_annotations: pulumi.Output[dict[str, str]]
+    lb_dependencies: Sequence[pulumi.Resource]

@@ -36,19 +36,44 @@ def load_balancer_class(cloud: Cloud) -> str | None:
     return AWS_LOAD_BALANCER_CLASS if cloud == "aws" else None
 
 
+# Azure: the Service takes a public IP the program owns (so the address survives the Service
+# being replaced) by its name and resource group. Source: AKS docs, static-ip.md ("Use a static
+# public IP address ... with the AKS load balancer"), which recommends these annotations;
+# cloud-provider-azure v1.36.5 getPublicIPAddressResourceGroup / determinePublicIPName.
+AZURE_PIP_NAME = "service.beta.kubernetes.io/azure-pip-name"
+AZURE_PIP_RESOURCE_GROUP = "service.beta.kubernetes.io/azure-load-balancer-resource-group"
+# The role the cluster's identity needs on the IP's resource group to read and join the IP
+# (built-in "Network Contributor"; Microsoft's built-in roles reference).
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+
+
+def azure_static_ip_annotations(resource_group: str, ip_name: str) -> dict[str, str]:
+    """The IP must carry none of the cloud provider's own tags (k8s-azure-service,
+    k8s-azure-cluster-name): without them it counts as user-created and is never deleted with
+    the Service."""
+    return {AZURE_PIP_RESOURCE_GROUP: resource_group, AZURE_PIP_NAME: ip_name}
+
+
+def role_definition_id(subscription_id: str, role: str) -> str:
+    return (
+        f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+    )
+
+
 def address_field(cloud: Cloud) -> str:
     """AWS load balancers are reached by a DNS name, Azure's by an IP."""
     return "hostname" if cloud == "aws" else "ip"
 
 
-def lb_annotations(cloud: Cloud) -> dict[str, str]:
-    """Pulumi's built-in Service await also waits for ready endpoints, which cannot exist before
-    the release this Service feeds; `pulumi.com/waitFor` replaces it with the one wait that
-    matters: an address in the status."""
+def lb_annotations(cloud: Cloud, platform: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The cloud's annotations, the platform's (Azure: the static IP), and the wait. Pulumi's
+    built-in Service await also waits for ready endpoints, which cannot exist before the release
+    this Service feeds; `pulumi.com/waitFor` replaces it with the one wait that matters: an
+    address in the status."""
     wait = {
         "pulumi.com/waitFor": f"jsonpath={{.status.loadBalancer.ingress[0].{address_field(cloud)}}}"
     }
-    return {**(AWS_LB_ANNOTATIONS if cloud == "aws" else {}), **wait}
+    return {**(AWS_LB_ANNOTATIONS if cloud == "aws" else {}), **(platform or {}), **wait}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.rpc import deserialize_properties
 
+from infra.endpoint import AZURE_PIP_NAME, AZURE_PIP_RESOURCE_GROUP, NETWORK_CONTRIBUTOR_ROLE
 from offline import tls_mocks
 
 ACCOUNT_ID = "123456789012"
@@ -57,6 +58,11 @@ class CloudMocks(Mocks):
         self.region = region
         self.cloud = "aws" if "-" in region else "azure"
         self.stack_outputs = dict(stack_outputs or {})
+        # What Azure holds once created, for the answers that depend on it: public IPs by
+        # (resource group, name), role assignments, the clusters' identities.
+        self.public_ips: dict[tuple[str, str], dict[str, Any]] = {}
+        self.role_assignments: list[dict[str, Any]] = []
+        self.cluster_principals: set[str] = set()
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = _unwrap(dict(args.inputs))
@@ -103,6 +109,13 @@ class CloudMocks(Mocks):
             )
             encoded = base64.b64encode(kubeconfig.encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}, []
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "subscriptionId": SUBSCRIPTION_ID,
+                "tenantId": _token("tenant", length=32),
+                "clientId": _token("client", length=32),
+                "objectId": _token("object", length=32),
+            }, []
         return {}, []
 
     # --- AWS ---------------------------------------------------------------------------------
@@ -163,6 +176,7 @@ class CloudMocks(Mocks):
     def _managed_cluster(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         cluster = inputs.get("resourceName") or name
         group = inputs.get("resourceGroupName")
+        self.cluster_principals.add(_token("p", cluster, length=32))
         return {
             "__id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/"
             f"Microsoft.ContainerService/managedClusters/{cluster}",
@@ -181,6 +195,36 @@ class CloudMocks(Mocks):
             },
             "provisioningState": "Succeeded",
         }
+
+    def _public_ip(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        ip_name = inputs.get("publicIpAddressName") or f"{name}{_token('pip', name, length=8)}"
+        group = str(inputs.get("resourceGroupName"))
+        token = _token("pip", group, ip_name)
+        address = f"20.{int(token[:2], 16)}.{int(token[2:4], 16)}.{int(token[4:6], 16)}"
+        resource_id = (
+            f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/"
+            f"Microsoft.Network/publicIPAddresses/{ip_name}"
+        )
+        state = {"__id": resource_id, "name": ip_name, "ipAddress": address}
+        self.public_ips[(group, ip_name)] = {**inputs, "id": resource_id, "ipAddress": address}
+        return state
+
+    def _role_assignment(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.role_assignments.append(dict(inputs))
+        return {
+            "__id": f"{inputs.get('scope')}/providers/Microsoft.Authorization/"
+            f"roleAssignments/{_token('ra', name, length=32)}"
+        }
+
+    def _may_use_ip(self, group: str, ip: dict[str, Any]) -> bool:
+        """The cloud provider acts as the cluster's identity: it needs a role covering the IP."""
+        group_id = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}"
+        return any(
+            str(a.get("roleDefinitionId", "")).endswith("/" + NETWORK_CONTRIBUTOR_ROLE)
+            and a.get("principalId") in self.cluster_principals
+            and a.get("scope") in (group_id, ip["id"])
+            for a in self.role_assignments
+        )
 
     # --- Pulumi ------------------------------------------------------------------------------
     def _stack_reference(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +252,20 @@ class CloudMocks(Mocks):
                 f".elb.{self.region}.amazonaws.com"
             }
         else:
-            address = {"ip": f"20.{int(token[:2], 16)}.{int(token[2:4], 16)}.{int(token[4:6], 16)}"}
+            annotations = (inputs.get("metadata") or {}).get("annotations") or {}
+            pip = annotations.get(AZURE_PIP_NAME)
+            if pip is None:
+                address = {
+                    "ip": f"20.{int(token[:2], 16)}.{int(token[2:4], 16)}.{int(token[4:6], 16)}"
+                }
+            else:
+                # The cloud provider takes the named IP, if it exists and the cluster may use
+                # it; otherwise the Service stays pending, with no address.
+                group = str(annotations.get(AZURE_PIP_RESOURCE_GROUP))
+                ip = self.public_ips.get((group, pip))
+                if ip is None or not self._may_use_ip(group, ip):
+                    return {"status": {"loadBalancer": {}}}
+                address = {"ip": ip["ipAddress"]}
         return {"status": {"loadBalancer": {"ingress": [address]}}}
 
     def _helm_release(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +302,8 @@ _STATE: dict[str, Any] = {
     "aws:kms/key:Key": CloudMocks._kms_key,
     "azure-native:resources:ResourceGroup": CloudMocks._resource_group,
     "azure-native:containerservice:ManagedCluster": CloudMocks._managed_cluster,
+    "azure-native:network:PublicIPAddress": CloudMocks._public_ip,
+    "azure-native:authorization:RoleAssignment": CloudMocks._role_assignment,
     "kubernetes:helm.sh/v3:Release": CloudMocks._helm_release,
     "kubernetes:core/v1:Service": CloudMocks._service,
     "pulumi:pulumi:StackReference": CloudMocks._stack_reference,
@@ -276,6 +335,7 @@ class Registration:
     property_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
 
     def secret_inputs(self) -> set[str]:
         """Top-level input names whose value (or part of it) was marked secret."""
@@ -338,6 +398,7 @@ class RecordingMonitor(MockMonitor):
                 },
                 inputs=deserialize_properties(request.object),
                 state=dict(registration.state) if registration else {},
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return response

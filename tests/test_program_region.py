@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.nats_conf import render_nats_conf
 from offline.evaluate import Evaluation, evaluate_stack
-from offline.mocks import Registration
+from offline.mocks import SUBSCRIPTION_ID, Registration
 from offline.stack_files import load_stack_config
 from tests.conftest import after, depends_on, named
 
@@ -20,6 +20,7 @@ SERVICE = "kubernetes:core/v1:Service"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
 SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
+PUBLIC_IP = "azure-native:network:PublicIPAddress"
 
 
 def nats_release(ev: Evaluation) -> Registration:
@@ -79,11 +80,38 @@ def test_aws_endpoint_is_an_internet_facing_nlb_with_ip_targets(east: Evaluation
     )
 
 
-def test_azure_endpoint_waits_for_an_ip(west: Evaluation) -> None:
+def test_azure_endpoint_takes_the_static_ip_the_program_owns(west: Evaluation) -> None:
+    """The Service names a Standard static IP in the stack's resource group, so its address (in
+    the certificate, in the peers' gateway lists) survives the Service being replaced. The mock
+    cloud gives the Service that IP only if it exists and the cluster's identity has a role on
+    it, as AKS does; otherwise it would stay pending."""
     service = named(west, SERVICE, "-endpoint-lb")
     assert "loadBalancerClass" not in service.inputs["spec"]  # AKS serves unclassed Services
-    annotations = service.inputs["metadata"]["annotations"]
-    assert annotations == {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].ip}"}
+    ip = west.one(PUBLIC_IP)
+    group = west.one("azure-native:resources:ResourceGroup")
+    assert service.inputs["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/azure-load-balancer-resource-group": group.state["name"],
+        "service.beta.kubernetes.io/azure-pip-name": ip.state["name"],
+        "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].ip}",
+    }
+    assert lb_address(west) == ip.state["ipAddress"]
+    assert west.outputs["gatewayUrl"].value == f"tls://{ip.state['ipAddress']}:7222"
+    assert ip.inputs["sku"] == {"name": "Standard"}
+    assert ip.inputs["publicIPAllocationMethod"] == "Static"
+    assert "zones" not in ip.inputs  # westus has none
+    # Tags the cloud provider puts on IPs it owns (and may delete): never on this one.
+    assert not {"k8s-azure-service", "k8s-azure-cluster-name", "service"} & set(ip.inputs["tags"])
+    (role,) = west.of_type("azure-native:authorization:RoleAssignment")
+    cluster = west.one("azure-native:containerservice:ManagedCluster")
+    assert role.inputs["scope"] == (
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group.state['name']}"
+    )
+    assert role.inputs["principalId"] == cluster.state["identity"]["principalId"]
+    assert role.inputs["roleDefinitionId"].endswith(
+        "/roleDefinitions/4d97b98b-1d4f-4787-a291-c67834d212e7"  # Network Contributor
+    )
+    assert depends_on(west, service, ip)
+    assert depends_on(west, service, role)  # deleted before the role it needs to let go
 
 
 def test_endpoint_is_deleted_before_the_controller_and_nodes(east: Evaluation) -> None:
@@ -251,3 +279,11 @@ def test_jetstream_can_be_turned_off_per_region(east: Evaluation) -> None:
     assert nats_release(ev).inputs["values"]["config"]["jetstream"]["enabled"] is False
     assert ev.outputs["jetstreamServers"].value == 0
     assert not any("quorum" in w for w in ev.warnings)
+
+
+def test_the_static_ip_is_zone_redundant_where_the_region_has_zones(
+    deployed: dict[str, Evaluation],
+) -> None:
+    central = deployed["central"]  # centralus has zones; westus has none
+    assert central.one(PUBLIC_IP).inputs["zones"] == ["1", "2", "3"]
+    assert lb_address(central) == central.one(PUBLIC_IP).state["ipAddress"]
