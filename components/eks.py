@@ -7,8 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+from pulumi_aws import (
+    GetAvailabilityZonesFilterArgs,
+    ProviderDefaultTagsArgs,
+    eks,
+    get_availability_zones,
+    get_caller_identity,
+    iam,
+    kms,
+)
 from pulumi_aws import Provider as AwsProvider
-from pulumi_aws import ProviderDefaultTagsArgs, eks, iam, kms
+from pulumi_aws.iam import get_session_context
 from pulumi_kubernetes import Provider as KubernetesProvider
 
 from components.aws_lb_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -18,6 +27,7 @@ from infra import aws_iam, versions
 from infra.config import StackConfig
 from infra.kubeconfig import eks_kubeconfig
 from infra.naming import common_tags, kubernetes_cluster_name
+from infra.network import check_eks_zones
 from infra.storage import eks_gp3
 
 
@@ -59,13 +69,17 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        # Asked of the account during preview, before anything is created.
+        account = pulumi.InvokeOptions(provider=aws_provider, parent=self)
+        zones = _checked_zones(region, cfg.nodes.zones, account)
+        runner = _runner_arn(account)
 
         network = AwsNetwork(
             f"{name}-net",
             AwsNetworkArgs(
                 cluster_name=cluster_name,
                 vpc_cidr=eks_cfg.vpc_cidr,
-                zones=cfg.nodes.zones,
+                zones=zones,
                 nat_per_zone=eks_cfg.nat_gateways == "perZone",
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[aws_provider]),
@@ -97,7 +111,8 @@ class EksCluster(pulumi.ComponentResource):
             ),
             access_config=eks.ClusterAccessConfigArgs(
                 authentication_mode="API",
-                bootstrap_cluster_creator_admin_permissions=True,
+                # Every admin's entry, the runner's included, is managed below instead.
+                bootstrap_cluster_creator_admin_permissions=False,
             ),
             kubernetes_network_config=eks.ClusterKubernetesNetworkConfigArgs(
                 service_ipv4_cidr=str(eks_cfg.service_cidr),
@@ -114,21 +129,25 @@ class EksCluster(pulumi.ComponentResource):
             ),
         )
 
-        for index, principal in enumerate(eks_cfg.admin_principal_arns):
+        admin_access = []
+        for principal in aws_iam.cluster_admins(runner, eks_cfg.admin_principal_arns):
+            key = aws_iam.principal_key(principal)
             entry = eks.AccessEntry(
-                f"{name}-admin-{index}",
+                f"{name}-admin-{key}",
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 type="STANDARD",
                 opts=child,
             )
-            eks.AccessPolicyAssociation(
-                f"{name}-admin-{index}",
-                cluster_name=cluster.name,
-                principal_arn=entry.principal_arn,
-                policy_arn=aws_iam.cluster_admin_access_policy(region),
-                access_scope=eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=child,
+            admin_access.append(
+                eks.AccessPolicyAssociation(
+                    f"{name}-admin-{key}",
+                    cluster_name=cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=aws_iam.cluster_admin_access_policy(region),
+                    access_scope=eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    opts=child,
+                )
             )
 
         node_role, node_policies = _role(
@@ -199,11 +218,13 @@ class EksCluster(pulumi.ComponentResource):
                 cluster.certificate_authority.apply(lambda c: c.data),
             ).apply(lambda a: eks_kubeconfig(a[0], a[1], a[2], region))
         )
+        # The runner's access comes first and goes last: every object made with this provider
+        # is created after it and deleted before it.
         self.provider = KubernetesProvider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             delete_unreachable=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
         )
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
@@ -268,3 +289,23 @@ def _oidc_issuer(identities: Sequence[eks.outputs.ClusterIdentity]) -> str:
     if not issuer:
         raise ValueError("EKS reported no OIDC issuer for the cluster")
     return issuer
+
+
+def _checked_zones(
+    region: str, configured: tuple[str, ...], account: pulumi.InvokeOptions
+) -> tuple[str, ...]:
+    """The configured zones, refused during preview if this account maps one to a zone ID EKS
+    does not support (zone names map to different IDs in each account)."""
+    found = get_availability_zones(
+        state="available",
+        filters=[GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"])],
+        opts=account,
+    )
+    return check_eks_zones(region, configured, found.names, found.zone_ids)
+
+
+def _runner_arn(account: pulumi.InvokeOptions) -> str:
+    """The IAM principal running this `pulumi up`; for an assumed role, the role's ARN with its
+    path, which is what EKS records for a principal (not the STS session ARN)."""
+    caller = get_caller_identity(opts=account)
+    return str(get_session_context(arn=caller.arn, opts=account).issuer_arn)

@@ -5,6 +5,8 @@ Every document is a plain dict so tests can read it; components serialise it wit
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 PolicyDocument = dict[str, Any]
@@ -262,3 +264,21 @@ def lb_controller_values(
 
 def cluster_admin_access_policy(region: str) -> str:
     return f"arn:{partition(region)}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def cluster_admins(runner_arn: str, configured: Sequence[str]) -> list[str]:
+    """Who gets cluster-admin through an access entry: the identity running `pulumi up` (which
+    needs it to create the cluster's objects) and the configured principals, each once. EKS
+    allows one access entry per principal, so a principal listed twice, or the creator listed
+    beside EKS's own bootstrap entry, fails with ResourceInUseException; the program therefore
+    turns the bootstrap entry off and manages every entry itself."""
+    admins: list[str] = []
+    for arn in (runner_arn, *configured):
+        if arn not in admins:
+            admins.append(arn)
+    return admins
+
+
+def principal_key(arn: str) -> str:
+    """A stable short name for a principal's access entry: reordering the list renames nothing."""
+    return hashlib.sha256(arn.encode()).hexdigest()[:10]

@@ -130,7 +130,9 @@ class EksConfig(_Model):
     public_access_cidrs: list[ipaddress.IPv4Network] = Field(
         default_factory=lambda: [ipaddress.IPv4Network("0.0.0.0/0")], min_length=1
     )
-    admin_principal_arns: list[AwsPrincipalArn] = Field(default_factory=list)
+    admin_principal_arns: Annotated[list[AwsPrincipalArn], AfterValidator(_unique)] = Field(
+        default_factory=list
+    )
 
 
 class AksConfig(_Model):

@@ -22,7 +22,7 @@ from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from offline.mocks import CloudMocks, RecordingMonitor, Registration
+from offline.mocks import CloudMocks, MockAccount, RecordingMonitor, Registration
 from offline.stack_files import PROJECT_DIR, project_name
 
 # What `pulumi.get_organization()` answers under mocks; stack references qualify with it.
@@ -84,12 +84,14 @@ def evaluate_stack(
     *,
     project_dir: Path = PROJECT_DIR,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    account: MockAccount | None = None,
 ) -> Evaluation:
     """Evaluate the program as `pulumi up` would, with the clouds mocked. `stack_outputs` are
-    other stacks' outputs by qualified name (`organization/<project>/<stack>`)."""
+    other stacks' outputs by qualified name (`organization/<project>/<stack>`); `account` is
+    who runs it and how the account names its zones."""
     project = project_name(project_dir)
     region = config.get(f"{project}:region", "us-east-1")
-    monitor = RecordingMonitor(CloudMocks(region, dict(stack_outputs or {})))
+    monitor = RecordingMonitor(CloudMocks(region, dict(stack_outputs or {}), account))
     loop = asyncio.new_event_loop()  # Pulumi's runner drives the current loop of the thread
     asyncio.set_event_loop(loop)
     try:

@@ -46,6 +46,34 @@ def _fake_pem_b64(name: str) -> str:
     return base64.b64encode(pem.encode()).decode()
 
 
+@dataclass(frozen=True)
+class MockAccount:
+    """The cloud account the mocks stand for: who is calling, and how this account names its
+    availability zones (each AWS account maps zone names to zone IDs its own way)."""
+
+    caller_arn: str = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/nats-supercluster-ci/GitHubActions"
+    # IAM roles that exist, by name, with their paths.
+    roles: Mapping[str, str] = field(
+        default_factory=lambda: {"nats-supercluster-ci": "/ci/", "platform-admins": "/"}
+    )
+    zone_ids: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "us-east-1a": "use1-az4",
+            "us-east-1b": "use1-az6",
+            "us-east-1c": "use1-az1",
+            "us-east-1d": "use1-az2",
+            "us-east-1e": "use1-az3",
+            "us-east-1f": "use1-az5",
+        }
+    )
+
+    def role_arn(self, name: str) -> str:
+        """What IAM GetRole answers; a role that does not exist is an error, as in IAM."""
+        if name not in self.roles:
+            raise ValueError(f"NoSuchEntity: The role with name {name} cannot be found.")
+        return f"arn:aws:iam::{ACCOUNT_ID}:role{self.roles[name]}{name}"
+
+
 class CloudMocks(Mocks):
     """Per resource type, the state the cloud returns after create: ids, ARNs, endpoints.
 
@@ -53,9 +81,15 @@ class CloudMocks(Mocks):
     StackReference reads them (for example east's outputs when west is evaluated)."""
 
     def __init__(
-        self, region: str, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        region: str,
+        stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+        account: MockAccount | None = None,
     ) -> None:
         self.region = region
+        self.account = account or MockAccount()
+        # EKS access entries by cluster: one per principal, as EKS enforces.
+        self.access_entries: dict[str, set[str]] = {}
         self.cloud = "aws" if "-" in region else "azure"
         self.stack_outputs = dict(stack_outputs or {})
         # What Azure holds once created, for the answers that depend on it: public IPs by
@@ -109,6 +143,26 @@ class CloudMocks(Mocks):
             )
             encoded = base64.b64encode(kubeconfig.encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": self.account.caller_arn,
+                "userId": f"AROA{_token('user', length=16).upper()}:session",
+                "id": ACCOUNT_ID,
+            }, []
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            return self._session_context(str(args.args.get("arn"))), []
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            zones = sorted(
+                (n, i) for n, i in self.account.zone_ids.items() if n.startswith(self.region)
+            )
+            return {
+                "names": [n for n, _ in zones],
+                "zoneIds": [i for _, i in zones],
+                "groupNames": [self.region] * len(zones),
+                "id": self.region,
+                "state": args.args.get("state"),
+            }, []
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "subscriptionId": SUBSCRIPTION_ID,
@@ -119,6 +173,31 @@ class CloudMocks(Mocks):
         return {}, []
 
     # --- AWS ---------------------------------------------------------------------------------
+    def _session_context(self, arn: str) -> dict[str, Any]:
+        """IAM's answer: for an STS assumed-role session, the role it came from (GetRole, so
+        with the role's path); any other ARN passes through."""
+        parts = arn.split(":", 5)
+        if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+            _, role, session = parts[5].split("/", 2)
+            return {
+                "arn": arn,
+                "issuerArn": self.account.role_arn(role),
+                "issuerName": role,
+                "sessionName": session,
+            }
+        return {"arn": arn, "issuerArn": arn, "issuerName": "", "sessionName": ""}
+
+    def _access_entry(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        cluster, principal = str(inputs.get("clusterName")), str(inputs.get("principalArn"))
+        entries = self.access_entries.setdefault(cluster, set())
+        if principal in entries:
+            raise ValueError(  # EKS's answer (HTTP 409)
+                "ResourceInUseException: The specified access entry resource is already in use "
+                "on this cluster."
+            )
+        entries.add(principal)
+        return {"accessEntryArn": self._arn("eks", f"access-entry/{cluster}/{_token(principal)}")}
+
     def _arn(self, service: str, resource: str, *, regional: bool = True) -> str:
         region = self.region if regional else ""
         return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
@@ -126,6 +205,10 @@ class CloudMocks(Mocks):
     def _eks_cluster(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         cluster = inputs.get("name") or name
         oidc_id = _token("oidc", cluster, length=32).upper()
+        if (inputs.get("accessConfig") or {}).get("bootstrapClusterCreatorAdminPermissions"):
+            # EKS makes the creator's access entry itself.
+            creator = self._session_context(self.account.caller_arn)["issuerArn"]
+            self.access_entries.setdefault(cluster, set()).add(creator)
         return {
             "__id": cluster,
             "name": cluster,
@@ -296,6 +379,7 @@ _EC2_ID_PREFIXES = {
 _STATE: dict[str, Any] = {
     "aws:eks/cluster:Cluster": CloudMocks._eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": CloudMocks._node_group,
+    "aws:eks/accessEntry:AccessEntry": CloudMocks._access_entry,
     "aws:iam/role:Role": CloudMocks._iam_role,
     "aws:iam/policy:Policy": CloudMocks._iam_policy,
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": CloudMocks._oidc_provider,

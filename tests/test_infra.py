@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from infra import aws_iam
+from infra.aws_iam import cluster_admins, principal_key
 from infra.config import parse_stack_config
 from infra.endpoint import ingress_address, lb_annotations
 from infra.jetstream import (
@@ -25,7 +26,7 @@ from infra.jetstream import (
 )
 from infra.kubeconfig import aks_kubeconfig, eks_kubeconfig
 from infra.naming import base_name, common_tags, kubernetes_cluster_name
-from infra.network import elb_subnet_tags, subnet_plan
+from infra.network import ZoneError, check_eks_zones, elb_subnet_tags, subnet_plan
 from infra.peers import quorum_warning, read_peers, stack_reference_name
 from infra.pki import server_sans
 from infra.storage import DEFAULT_CLASS_ANNOTATION, aks_jetstream, eks_gp3
@@ -318,3 +319,25 @@ def test_backoff_sets_the_ack_wait_as_the_server_does() -> None:
     )
     assert request["ack_wait"] == 5 * 10**9
     assert request["backoff"] == [5 * 10**9, 30 * 10**9]
+
+
+def test_zones_are_checked_by_the_accounts_zone_ids() -> None:
+    names = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    ids = ["use1-az3", "use1-az1", "use1-az2"]
+    assert check_eks_zones("us-east-1", ("us-east-1b", "us-east-1c"), names, ids) == (
+        "us-east-1b",
+        "us-east-1c",
+    )
+    with pytest.raises(ZoneError, match=r"us-east-1a is zone use1-az3 .*EKS cannot place"):
+        check_eks_zones("us-east-1", ("us-east-1a", "us-east-1b"), names, ids)
+    with pytest.raises(ZoneError, match="us-east-1f is not an available zone of us-east-1"):
+        check_eks_zones("us-east-1", ("us-east-1b", "us-east-1f"), names, ids)
+    # In another region the same zone ID means nothing to EKS's list.
+    assert check_eks_zones("eu-west-1", ("eu-west-1a",), ["eu-west-1a"], ["euw1-az3"])
+
+
+def test_cluster_admins_are_the_runner_and_the_configured_each_once() -> None:
+    runner = "arn:aws:iam::123456789012:role/ci/runner"
+    other = "arn:aws:iam::123456789012:role/admins"
+    assert cluster_admins(runner, [other, runner]) == [runner, other]
+    assert principal_key(runner) == principal_key(runner) != principal_key(other)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from offline.evaluate import Evaluation, evaluate_stack
-from offline.mocks import SECRET_SIG, SIG_KEY
+import pytest
+
+from infra.config import ConfigError, parse_stack_config
+from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
+from offline.mocks import SECRET_SIG, SIG_KEY, CloudMocks, MockAccount
 from offline.stack_files import load_stack_config
 from tests.conftest import depends_on, named
 
@@ -214,8 +217,81 @@ def test_single_nat_and_admin_principals_change_the_graph() -> None:
     assert len(private_routes) == 2
     assert all(depends_on(ev, r, nat) for r in private_routes)
     assert len(ev.of_type(SUBNET)) == 4
-    entry = ev.one("aws:eks/accessEntry:AccessEntry")
-    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-admins"
-    association = ev.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
-    assert association.inputs["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
-    assert association.inputs["accessScope"] == {"type": "cluster"}
+    entries = ev.of_type(ACCESS_ENTRY)
+    assert {e.inputs["principalArn"] for e in entries} == {RUNNER_ROLE, PLATFORM_ADMINS}
+    for association in ev.of_type(ACCESS_POLICY):
+        assert association.inputs["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+        assert association.inputs["accessScope"] == {"type": "cluster"}
+
+
+# Who runs `pulumi up` in the mocked account: an STS session of the CI role, whose IAM path is
+# /ci/. EKS records the role, with its path, never the session ARN.
+RUNNER_ROLE = "arn:aws:iam::123456789012:role/ci/nats-supercluster-ci"
+PLATFORM_ADMINS = "arn:aws:iam::123456789012:role/platform-admins"
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+
+
+def test_the_runner_gets_cluster_admin_through_an_entry_the_program_manages(
+    east: Evaluation,
+) -> None:
+    cluster = east.one(CLUSTER)
+    assert cluster.inputs["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False
+    (entry,) = east.of_type(ACCESS_ENTRY)
+    assert entry.inputs["principalArn"] == RUNNER_ROLE
+    (association,) = east.of_type(ACCESS_POLICY)
+    provider = east.one("pulumi:providers:kubernetes")
+    # Objects are made after the runner may make them, and deleted before it loses the right.
+    assert depends_on(east, provider, association)
+    assert depends_on(east, named(east, RELEASE, "-nats-release"), association)
+    assert {"aws:index/getCallerIdentity:getCallerIdentity"} <= set(east.invokes)
+
+
+def test_listing_the_runner_as_an_admin_makes_one_entry_not_a_conflict() -> None:
+    """EKS allows one access entry per principal (ResourceInUseException otherwise, which the
+    mocks answer too); listing the identity that runs `pulumi up` used to hit exactly that."""
+    config = load_stack_config("east")
+    config["nats-supercluster:eks"] = json.dumps(
+        {"adminPrincipalArns": [PLATFORM_ADMINS, RUNNER_ROLE, PLATFORM_ADMINS]}
+    )
+    with pytest.raises(ConfigError, match="must not repeat"):
+        parse_stack_config(config, project="nats-supercluster", stack="east")
+    config["nats-supercluster:eks"] = json.dumps({"adminPrincipalArns": [RUNNER_ROLE]})
+    ev = evaluate_stack("east", config)
+    assert [e.inputs["principalArn"] for e in ev.of_type(ACCESS_ENTRY)] == [RUNNER_ROLE]
+
+
+def test_the_mocks_refuse_a_second_entry_for_a_principal_as_eks_does() -> None:
+    mocks = CloudMocks("us-east-1")
+    mocks._eks_cluster(
+        "c", {"name": "c", "accessConfig": {"bootstrapClusterCreatorAdminPermissions": True}}
+    )
+    with pytest.raises(ValueError, match="ResourceInUseException"):
+        mocks._access_entry("e", {"clusterName": "c", "principalArn": RUNNER_ROLE})
+    mocks._access_entry("e", {"clusterName": "c", "principalArn": PLATFORM_ADMINS})
+    with pytest.raises(ValueError, match="ResourceInUseException"):
+        mocks._access_entry("e", {"clusterName": "c", "principalArn": PLATFORM_ADMINS})
+
+
+def test_a_zone_this_account_maps_to_an_eks_refused_zone_id_fails_in_preview() -> None:
+    """Zone names map to different zone IDs per account; EKS refuses use1-az3 for a cluster.
+    In an account where us-east-1c is use1-az3, the program stops before creating anything,
+    naming the zone and the usable ones."""
+    account = MockAccount(
+        zone_ids={
+            "us-east-1a": "use1-az1",
+            "us-east-1b": "use1-az2",
+            "us-east-1c": "use1-az3",
+            "us-east-1d": "use1-az4",
+        }
+    )
+    with pytest.raises(EvaluationError) as caught:
+        evaluate_stack("east", load_stack_config("east"), account=account)
+    message = str(caught.value)
+    assert (
+        "us-east-1c is zone use1-az3 in this account, where EKS cannot place a cluster" in message
+    )
+    assert "us-east-1d (use1-az4)" in message
+    assert "us-east-1c (use1-az3)" not in message
+    created = [r for r in caught.value.resources if r.custom and not r.type.startswith("pulumi:")]
+    assert created == []
