@@ -89,32 +89,32 @@ def irsa_trust_policy(
     }
 
 
+# The reads controller v2.13.0 makes for an NLB Service (its EC2 client has no other methods;
+# tests/test_aws_lb_controller_facts.py lists each call with its source).
 _READ_ACTIONS = [
-    "ec2:DescribeAccountAttributes",
-    "ec2:DescribeAddresses",
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeInstances",
-    "ec2:DescribeInternetGateways",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeRouteTables",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSubnets",
-    "ec2:DescribeTags",
     "ec2:DescribeVpcs",
-    "ec2:GetSecurityGroupsForVpc",
     "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeRules",
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeTargetGroupAttributes",
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
 ]
 
+# What may change or delete a load balancer or target group, on ones it tagged as its own.
 _OWNED_LB_ACTIONS = [
     "elasticloadbalancing:DeleteLoadBalancer",
     "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyListenerAttributes",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "elasticloadbalancing:ModifyTargetGroup",
     "elasticloadbalancing:ModifyTargetGroupAttributes",
@@ -125,20 +125,31 @@ _OWNED_LB_ACTIONS = [
 
 
 def lb_controller_policy(region: str) -> PolicyDocument:
-    """What the AWS Load Balancer Controller needs to run Network Load Balancers for Services.
-
-    Scoped to NLBs: the chart values turn the ALB-only integrations (WAF, Shield, Cognito) off,
-    so those permissions are not granted. Anything that changes or deletes a load balancer, target
-    group or security group is limited to resources tagged as made by a controller.
-    """
+    """What the AWS Load Balancer Controller (v2.13.0, chart 1.13.0) needs to run Network Load
+    Balancers for Services: the controller's official iam_policy.json at that version, less what
+    it provably never calls here. Removed: the ALB/Ingress-only permissions (WAF, Shield, Cognito,
+    ACM, IAM server certificates, listener rules, listener certificates, trust stores,
+    application load balancers), which the chart values turn off or which only Ingress objects
+    use, and the reads no code path of that version calls. Kept as upstream has them: security
+    group ingress on any group (the controller opens the pods' ports on the EKS cluster security
+    group, which does not carry its tag), tagging listeners (it tags them in CreateListener),
+    and ownership conditions on every change to load balancers, target groups and its own
+    security groups."""
     p = partition(region)
     owned = {"Null": {f"aws:ResourceTag/{LB_CLUSTER_TAG}": "false"}}
     tagged_on_create = {"Null": {f"aws:RequestTag/{LB_CLUSTER_TAG}": "false"}}
-    lb_arns = [
+    # Re-tagging its own resources, never claiming one by adding the cluster tag.
+    retag_owned = {
+        "Null": {
+            f"aws:RequestTag/{LB_CLUSTER_TAG}": "true",
+            f"aws:ResourceTag/{LB_CLUSTER_TAG}": "false",
+        }
+    }
+    nlb_arns = [
         f"arn:{p}:elasticloadbalancing:*:*:targetgroup/*/*",
         f"arn:{p}:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-        f"arn:{p}:elasticloadbalancing:*:*:loadbalancer/app/*/*",
     ]
+    security_groups = f"arn:{p}:ec2:*:*:security-group/*"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -153,7 +164,16 @@ def lb_controller_policy(region: str) -> PolicyDocument:
             },
             {"Sid": "Discover", "Effect": "Allow", "Action": _READ_ACTIONS, "Resource": "*"},
             {
-                "Sid": "CreateTaggedSecurityGroups",
+                "Sid": "OpenTargetPorts",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "CreateSecurityGroups",
                 "Effect": "Allow",
                 "Action": "ec2:CreateSecurityGroup",
                 "Resource": "*",
@@ -162,23 +182,24 @@ def lb_controller_policy(region: str) -> PolicyDocument:
                 "Sid": "TagSecurityGroupsOnCreate",
                 "Effect": "Allow",
                 "Action": "ec2:CreateTags",
-                "Resource": f"arn:{p}:ec2:*:*:security-group/*",
+                "Resource": security_groups,
                 "Condition": {
                     "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
                     **tagged_on_create,
                 },
             },
             {
-                "Sid": "ManageOwnedSecurityGroups",
+                "Sid": "RetagOwnedSecurityGroups",
                 "Effect": "Allow",
-                "Action": [
-                    "ec2:AuthorizeSecurityGroupIngress",
-                    "ec2:RevokeSecurityGroupIngress",
-                    "ec2:DeleteSecurityGroup",
-                    "ec2:CreateTags",
-                    "ec2:DeleteTags",
-                ],
-                "Resource": f"arn:{p}:ec2:*:*:security-group/*",
+                "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+                "Resource": security_groups,
+                "Condition": retag_owned,
+            },
+            {
+                "Sid": "DeleteOwnedSecurityGroups",
+                "Effect": "Allow",
+                "Action": "ec2:DeleteSecurityGroup",
+                "Resource": "*",
                 "Condition": owned,
             },
             {
@@ -192,10 +213,40 @@ def lb_controller_policy(region: str) -> PolicyDocument:
                 "Condition": tagged_on_create,
             },
             {
-                "Sid": "TagOnCreate",
+                "Sid": "ManageListeners",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticloadbalancing:CreateListener",
+                    "elasticloadbalancing:DeleteListener",
+                    "elasticloadbalancing:ModifyListener",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "RetagOwnedLoadBalancers",
+                "Effect": "Allow",
+                "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                "Resource": nlb_arns,
+                "Condition": retag_owned,
+            },
+            {
+                "Sid": "TagListeners",
+                "Effect": "Allow",
+                "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                "Resource": f"arn:{p}:elasticloadbalancing:*:*:listener/net/*/*/*",
+            },
+            {
+                "Sid": "ManageOwnedLoadBalancers",
+                "Effect": "Allow",
+                "Action": _OWNED_LB_ACTIONS,
+                "Resource": "*",
+                "Condition": owned,
+            },
+            {
+                "Sid": "TagLoadBalancersOnCreate",
                 "Effect": "Allow",
                 "Action": "elasticloadbalancing:AddTags",
-                "Resource": lb_arns,
+                "Resource": nlb_arns,
                 "Condition": {
                     "StringEquals": {
                         "elasticloadbalancing:CreateAction": [
@@ -205,28 +256,6 @@ def lb_controller_policy(region: str) -> PolicyDocument:
                     },
                     **tagged_on_create,
                 },
-            },
-            {
-                "Sid": "ManageOwnedLoadBalancers",
-                "Effect": "Allow",
-                "Action": [
-                    *_OWNED_LB_ACTIONS,
-                    "elasticloadbalancing:AddTags",
-                    "elasticloadbalancing:RemoveTags",
-                ],
-                "Resource": lb_arns,
-                "Condition": owned,
-            },
-            {
-                "Sid": "ManageListeners",
-                "Effect": "Allow",
-                "Action": [
-                    "elasticloadbalancing:CreateListener",
-                    "elasticloadbalancing:DeleteListener",
-                    "elasticloadbalancing:ModifyListener",
-                    "elasticloadbalancing:ModifyListenerAttributes",
-                ],
-                "Resource": "*",
             },
             {
                 "Sid": "RegisterTargets",
