@@ -324,6 +324,10 @@ class Sqlite:
             self._connection = None
 
 
+_FETCH_FIRST_PAUSE = 0.2
+_FETCH_MAX_PAUSE = 5.0
+
+
 class Refused(Exception):  # noqa: N818 (names what the database did)
     """The database refused a row of the work; the message says which constraint."""
 
@@ -356,11 +360,24 @@ class Recorder:
             inbox_prefix=bytes(self.client._inbox_prefix) + b".",
         )
         logs.event(self.logger, "recording", stream=ANSWERS_STREAM, consumer=RECORDER_CONSUMER)
+        pause = _FETCH_FIRST_PAUSE
         while not self.stopping.is_set():
             try:
                 batch = await subscription.fetch(self.settings.batch_size, timeout=2)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
+            except nats.errors.Error as error:
+                # JetStream electing a stream or consumer leader (503, no responders), a
+                # reconnect: the messages wait in the stream; fetch again after a pause.
+                self.logger.warning(
+                    "fetch failed; retrying",
+                    extra={"fields": {"error": reason(error), "retry_in": pause}},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=pause)
+                pause = min(pause * 2, _FETCH_MAX_PAUSE)
+                continue
+            pause = _FETCH_FIRST_PAUSE
             try:
                 await self.record(batch)
             except Stopping:

@@ -203,6 +203,40 @@ def test_killing_the_stream_leader_loses_no_answer(cluster: Supercluster) -> Non
     assert cluster.wait_for_records(before_records + 3000) == before_records + 3000
 
 
+def test_killing_the_recorders_consumer_leader_delays_records_and_loses_none(
+    cluster: Supercluster,
+) -> None:
+    """The recorder's fetches fail while its consumer elects a new leader (503, no responders):
+    it must wait that out, not die with the backlog unrecorded."""
+    east = cluster.regions["east"]
+    before_records = cluster.records()
+    summary = cluster.request("east", 1500, 33, concurrency=64)
+    assert summary["published"] == 1500, summary
+
+    async def consumer_leader(admin: JetStreamAdmin) -> str:
+        info = await admin.api("CONSUMER.INFO.answers.recorder")
+        return str(info.get("cluster", {}).get("leader", ""))
+
+    connection = Connection.from_inputs(admin_connection(east))
+    leader = asyncio.run(with_admin(connection, consumer_leader))
+    ordinal = int(leader.rsplit("-", 1)[1])
+    process = east.processes[ordinal]
+    assert process is not None
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    east.processes[ordinal] = None
+    try:
+        _wait_until(
+            lambda: asyncio.run(with_admin(connection, consumer_leader)) not in ("", leader),
+            30,
+            "no consumer leader elected",
+        )
+    finally:
+        east.restart_server(ordinal)
+    assert cluster.wait_for_records(before_records + 1500) == before_records + 1500
+    assert cluster.services["recorder-east"].poll() is None  # still running
+
+
 def test_a_gateway_cut_loses_no_answer_published_from_the_far_region(
     cluster: Supercluster,
 ) -> None:
