@@ -95,7 +95,7 @@ class RegionPki(pulumi.ComponentResource):
         # request as outputs; the rest of the spec is plain.
         server_cert, server_key = _issue(
             f"{name}-server",
-            server_spec(names.cluster, SubjectAltNames((), ())),
+            server_spec(SubjectAltNames((), ())),
             args.ca,
             child,
             dns_names=sans.apply(lambda s: list(s.dns_names)),
@@ -151,7 +151,9 @@ def _issue(
         f"{name}-csr",
         private_key_pem=key.private_key_pem,
         subject=tls.CertRequestSubjectArgs(
-            common_name=spec.common_name, organization=spec.organization
+            common_name=spec.common_name,
+            organization=spec.organization,
+            organizational_unit=spec.organizational_unit,
         ),
         dns_names=dns_names,
         ip_addresses=ip_addresses,

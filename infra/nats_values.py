@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from infra.identities import SYSTEM_ACCOUNT, accounts_block
+from infra.identities import SERVER_SUBJECT_DN, SYSTEM_ACCOUNT, accounts_block
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -142,10 +142,15 @@ def gateways(spec: RegionSpec) -> list[dict[str, Any]]:
 
 def chart_values(spec: RegionSpec) -> dict[str, Any]:
     """Values for the official NATS chart. TLS everywhere from Kubernetes Secrets referenced by
-    name (no key material in values); mTLS with certificate-to-user mapping for clients; verified
-    TLS between servers on routes and gateways; the accounts; JetStream on PVCs."""
+    name (no key material in values); mTLS with certificate-to-user mapping for clients, and for
+    servers on routes and gateways (only the servers' identity is accepted there); the accounts;
+    JetStream on PVCs."""
     names = spec.names
     server_tls = {"enabled": True, "secretName": names.server_tls_secret}
+    # Routes and gateways: mutual TLS, and the peer's certificate must carry the servers' own
+    # subject, so no client certificate of the same CA opens a route or a gateway.
+    peers_only = {"tls": {**server_tls, "merge": {"verify_and_map": True}}}
+    server_identity = {"authorization": {"user": SERVER_SUBJECT_DN}}
     return {
         "fullnameOverride": names.cluster,
         "config": {
@@ -153,14 +158,16 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
             "cluster": {
                 "enabled": True,
                 "replicas": spec.replicas,
-                "tls": {**server_tls, "merge": {"verify": True}},
+                **peers_only,
+                "merge": server_identity,
             },
             "gateway": {
                 "enabled": True,
-                "tls": {**server_tls, "merge": {"verify": True}},
+                **peers_only,
                 "merge": {
                     "advertise": host_port(spec.endpoint, spec.gateway_port),
                     "gateways": gateways(spec),
+                    **server_identity,
                 },
             },
             "nats": {"tls": {**server_tls, "merge": {"verify_and_map": True}}},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from infra.identities import CERT_ORGANIZATION, Identity
+from infra.identities import CERT_ORGANIZATION, SERVER_COMMON_NAME, SERVER_UNIT, Identity
 
 KEY_ALGORITHM = "ECDSA"
 ECDSA_CURVE = "P256"
@@ -37,6 +37,7 @@ class CertSpec:
     usages: tuple[str, ...]
     sans: SubjectAltNames = SubjectAltNames((), ())
     validity_hours: int = LEAF_VALIDITY_HOURS
+    organizational_unit: str | None = None
 
 
 def ca_spec(project: str) -> CertSpec:
@@ -70,12 +71,14 @@ def server_sans(service: str, headless: str, namespace: str, endpoint: str) -> S
     return SubjectAltNames(tuple(dns), tuple(ips))
 
 
-def server_spec(cluster_name: str, sans: SubjectAltNames) -> CertSpec:
+def server_spec(sans: SubjectAltNames) -> CertSpec:
     """Servers present this certificate to clients and, as clients themselves, to route and
-    gateway peers, hence both server and client auth."""
+    gateway peers, hence both server and client auth. Its subject is the one identity routes
+    and gateways accept (infra.identities.SERVER_SUBJECT_DN), the same in every region."""
     return CertSpec(
-        common_name=f"nats-server {cluster_name}",
+        common_name=SERVER_COMMON_NAME,
         organization=CERT_ORGANIZATION,
+        organizational_unit=SERVER_UNIT,
         usages=SERVER_USAGES,
         sans=sans,
     )

@@ -56,9 +56,16 @@ def issue(spec: CertSpec, ca: Issued) -> Issued:
 
 
 def _name(spec: CertSpec) -> x509.Name:
+    """In the order Go's x509 writes a subject (O, OU, CN), as pulumi-tls does."""
+    unit = (
+        [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, spec.organizational_unit)]
+        if spec.organizational_unit
+        else []
+    )
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, spec.organization),
+            *unit,
             x509.NameAttribute(NameOID.COMMON_NAME, spec.common_name),
         ]
     )

@@ -172,7 +172,7 @@ class LocalRegion:
         sans = server_sans(
             names.service, names.headless_service, names.namespace, self.spec.endpoint
         )
-        server = issue(server_spec(names.cluster, sans), self.ca)
+        server = issue(server_spec(sans), self.ca)
         (self.workdir / "server.crt").write_bytes(server.cert_pem)
         _write_private(self.workdir / "server.key", server.key_pem)
         for who in IDENTITIES:

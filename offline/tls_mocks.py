@@ -77,6 +77,10 @@ def _name(subject: dict[str, Any]) -> x509.Name:
     attributes = []
     if subject.get("organization"):
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, subject["organization"]))
+    if subject.get("organizationalUnit"):
+        attributes.append(
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, subject["organizationalUnit"])
+        )
     if subject.get("commonName"):
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, subject["commonName"]))
     return x509.Name(attributes)

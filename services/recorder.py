@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -326,6 +327,8 @@ class Sqlite:
 
 _FETCH_FIRST_PAUSE = 0.2
 _FETCH_MAX_PAUSE = 5.0
+# Well under any ack wait the consumer may have (the default stream's is 5 s).
+_KEEP_ALIVE_SECONDS = 1.0
 
 
 class Refused(Exception):  # noqa: N818 (names what the database did)
@@ -413,12 +416,26 @@ class Recorder:
     async def _one_by_one(
         self, batch: list[Msg], answers: list[Answer], dead: list[Poison]
     ) -> None:
+        """Each row in a transaction of its own, so one refusal costs only its own message.
+        The batch's other messages are kept alive meanwhile (one write at a time can outlast
+        the consumer's ack wait), and all of them are held through an outage."""
         by_seq = {m.metadata.sequence.stream: m for m in batch}
+        pending = list(batch)
+        alive_since = time.monotonic()
+
+        async def settle(msg: Msg) -> None:
+            nonlocal alive_since
+            await msg.ack()
+            pending.remove(msg)
+            if time.monotonic() - alive_since > _KEEP_ALIVE_SECONDS:
+                for held in pending:
+                    await held.in_progress()
+                alive_since = time.monotonic()
+
         for answer in answers:
             msg = by_seq[answer.stream_seq]
             try:
-                await self._until_stored(partial(self.db.write, [answer], []), [msg])
-                self.recorded += 1
+                await self._until_stored(partial(self.db.write, [answer], []), pending)
             except Refused as refused:
                 dead.append(
                     Poison(
@@ -430,19 +447,20 @@ class Recorder:
                     )
                 )
                 continue
-            await msg.ack()
+            self.recorded += 1
+            await settle(msg)
         for poison in dead:
             msg = by_seq[poison.stream_seq]
             # A dead letter is text and bytes in columns sized for any message; if even that is
             # refused, it is held like an outage rather than acknowledged unstored.
             await self._until_stored(
-                partial(self.db.write, [], [poison]), [msg], refusal_is_outage=True
+                partial(self.db.write, [], [poison]), pending, refusal_is_outage=True
             )
-            await msg.ack()
             self.dead_lettered += 1
             logs.event(
                 self.logger, "dead-lettered", stream_seq=poison.stream_seq, error=poison.error
             )
+            await settle(msg)
 
     async def _until_stored(
         self,

@@ -287,3 +287,23 @@ def test_the_static_ip_is_zone_redundant_where_the_region_has_zones(
     central = deployed["central"]  # centralus has zones; westus has none
     assert central.one(PUBLIC_IP).inputs["zones"] == ["1", "2", "3"]
     assert lb_address(central) == central.one(PUBLIC_IP).state["ipAddress"]
+
+
+def test_routes_and_gateways_accept_only_the_server_identity_the_pki_issues(
+    deployed: dict[str, Evaluation],
+) -> None:
+    """The issued server certificate (pulumi-tls, via the mocks' real signing) carries exactly
+    the subject the release's route and gateway listeners map to their one user."""
+    for ev in deployed.values():
+        cert = server_certificate(ev)
+        assert cert.subject.rfc4514_string() == "CN=nats-server,OU=server,O=nats-supercluster"
+        config = nats_release(ev).inputs["values"]["config"]
+        for listener in ("cluster", "gateway"):
+            assert config[listener]["tls"]["merge"] == {"verify_and_map": True}
+            assert config[listener]["merge"]["authorization"] == {
+                "user": cert.subject.rfc4514_string()
+            }
+        for who in ("calculator", "requester", "admin"):
+            signed = named(ev, SIGNED, f"-pki-{who}-cert")
+            subject = x509.load_pem_x509_certificate(signed.state["certPem"].encode()).subject
+            assert subject.rfc4514_string() == f"CN={who},O=nats-supercluster"

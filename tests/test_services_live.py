@@ -348,9 +348,11 @@ def test_poison_in_a_batch_is_dead_lettered_alone(
     env = service_env(region, "recorder", **database.environment(), BATCH_SIZE="100")
     recorder = Service("recorder", env, tmp_path / "recorder.log")
     try:
-        assert wait_for_rows(database, before + 96) == (before + 96, before + 96)
+        assert wait_for_rows(database, before + 96) == (before + 96, before + 96), (
+            recorder.log.read_text()[-3000:]
+        )
         assert _wait_for_dead_letters(database, dead_before + 4) == dead_before + 4
-        assert recorder.process.poll() is None
+        assert recorder.process.poll() is None, recorder.log.read_text()[-3000:]
     finally:
         recorder.stop()
     errors = database.sql("SELECT error FROM answers.dead_letters ORDER BY stream_seq DESC LIMIT 4")
@@ -358,8 +360,8 @@ def test_poison_in_a_batch_is_dead_lettered_alone(
         assert reason in errors
     assert recorder.process.returncode == 0
     info = _admin(region, "CONSUMER.INFO.answers.recorder")
-    assert info["num_ack_pending"] == 0
-    assert info["num_redelivered"] == 0  # nothing spent a delivery
+    assert info["num_ack_pending"] == 0, info
+    assert info["num_redelivered"] == 0, info  # nothing spent a delivery
 
 
 def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_stored(
