@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from localnet.demo import DEFAULT_STATE_DIR, DemoOptions, Supercluster, stop_leftovers
+from localnet.processes import (
+    Record,
+    StateDirInUseError,
+    children_of,
+    exclusive,
+    in_use,
+    stop_all,
+)
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -52,51 +60,120 @@ def render_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class Stopped(Exception):  # noqa: N818 (a signal, not an error)
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopOnSignal:
+    """SIGINT, SIGTERM, SIGHUP and SIGQUIT end the run by raising Stopped once; during the
+    clean-up that follows, further signals (a second Ctrl-C) only say it is under way, so the
+    clean-up always finishes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.armed:
+            self.armed = False
+            raise Stopped(signum)
+        print("-- still stopping every process it started", flush=True)
+
+    def shield(self) -> None:
+        self.armed = False
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
 def up(options: DemoOptions, keep_running: bool) -> int:
-    cluster = Supercluster(options, say=lambda line: print(f"-- {line}", flush=True))
     try:
-        cluster.up()
-        requests: dict[str, Any] = {}
-        for seed, region in enumerate(cluster.regions, start=1):
-            print(f"-- {options.requests} requests from {region} ...", flush=True)
-            requests[region] = cluster.request(region, options.requests, seed)
-        print("-- stopping the east calculators; east's requests now cross to west", flush=True)
-        cluster.stop_calculators("east")
-        failover = cluster.request("east", max(1, options.requests // 2), seed=99)
-        published = sum(s["published"] for s in (*requests.values(), failover))
-        print(f"-- waiting for the recorder to store {published} answers ...", flush=True)
-        recorded = cluster.wait_for_records(published)
-        servers = ", ".join(
-            f"{n} {r.spec.replicas}/{r.spec.replicas}" for n, r in cluster.regions.items()
-        )
-        report = {
-            "servers": servers,
-            "gateways": all(cluster.gateways(n) for n in cluster.regions),
-            "meta": cluster.meta_leader(),
-            "requests": requests,
-            "failover": failover,
-            "published": published,
-            "recorded": recorded,
-        }
-        print(render_report(report), flush=True)
+        with exclusive(options.state_dir):
+            return _run(options, keep_running)
+    except StateDirInUseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(options: DemoOptions, keep_running: bool) -> int:
+    signals = StopOnSignal()
+    cluster = Supercluster(options, say=lambda line: print(f"-- {line}", flush=True))
+    code = 1
+    try:
+        code = _demonstrate(cluster, options)
         if keep_running:
             print(
-                f"\nrunning; state in {options.state_dir}. Ctrl-C (or `python -m localnet "
-                "down`) stops it.",
+                f"\nrunning; state in {options.state_dir}. Ctrl-C (or `./dev down "
+                f"--state-dir {options.state_dir}`) stops it.",
                 flush=True,
             )
-            stopped = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-            try:
-                while not stopped.wait(1):
-                    pass
-            except KeyboardInterrupt:
-                pass
-        ok = recorded == published and failover["failed"] == 0
-        return 0 if ok else 1
+            while True:
+                time.sleep(3600)
+    except Stopped as stopped:
+        print(f"-- {stopped}: stopping", flush=True)
+        if not keep_running or code != 0:
+            code = 128 + stopped.signum
     finally:
-        cluster.down()
+        while True:
+            try:
+                signals.shield()
+                cluster.down()
+                # Anything started but not yet recorded when a signal came.
+                stop_all(children_of(os.getpid()))
+                break
+            except Stopped:
+                continue  # a signal before the shield: clean up (again) to the end
+        signals.restore()
         print("-- stopped every process it started", flush=True)
+    return code
+
+
+def _demonstrate(cluster: Supercluster, options: DemoOptions) -> int:
+    cluster.up()
+    requests: dict[str, Any] = {}
+    for seed, region in enumerate(cluster.regions, start=1):
+        print(f"-- {options.requests} requests from {region} ...", flush=True)
+        requests[region] = cluster.request(region, options.requests, seed)
+    print("-- stopping the east calculators; east's requests now cross to west", flush=True)
+    cluster.stop_calculators("east")
+    failover = cluster.request("east", max(1, options.requests // 2), seed=99)
+    published = sum(s["published"] for s in (*requests.values(), failover))
+    print(f"-- waiting for the recorder to store {published} answers ...", flush=True)
+    recorded = cluster.wait_for_records(published)
+    servers = ", ".join(
+        f"{n} {r.spec.replicas}/{r.spec.replicas}" for n, r in cluster.regions.items()
+    )
+    report = {
+        "servers": servers,
+        "gateways": all(cluster.gateways(n) for n in cluster.regions),
+        "meta": cluster.meta_leader(),
+        "requests": requests,
+        "failover": failover,
+        "published": published,
+        "recorded": recorded,
+    }
+    print(render_report(report), flush=True)
+    return 0 if recorded == published and failover["failed"] == 0 else 1
+
+
+def down(state_dir: Path, timeout: float = 90.0) -> int:
+    """Stop a running `up` through its own clean-up (SIGTERM, then wait for it to let go of
+    the state directory), then anything a killed run left behind."""
+    record = Record.read(state_dir / "pids.json")
+    running = in_use(state_dir)
+    if running:
+        if record.up is None or not record.up.running():
+            print(f"error: {state_dir} is in use, but not by the run its pids file names")
+            return 1
+        stop_all([record.up], timeout=timeout, group=False)
+    stopped = stop_leftovers(state_dir)
+    print(f"{'stopped the running demo; ' if running else ''}{stopped} leftover process(es)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,9 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     args = parser.parse_args(argv)
     if args.command == "down":
-        stopped = stop_leftovers(args.state_dir)
-        print(f"stopped {stopped} process(es)")
-        return 0
+        return down(args.state_dir)
     if args.requests < 1 or args.rtt_ms < 0:
         parser.error("--requests must be at least 1 and --rtt-ms not negative")
     if args.port_base is not None and not 1024 <= args.port_base <= 65000:

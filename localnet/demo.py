@@ -24,6 +24,7 @@ from typing import Any
 from components.jetstream import JetStreamProvider
 from infra.identities import MATH_OPERATIONS
 from infra.jetstream import JetStreamConfig, declared_objects
+from localnet.processes import Record, Started, stop_all, stop_with_parent
 from localnet.region import LocalRegion, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
@@ -98,7 +99,7 @@ class Supercluster:
         log.parent.mkdir(exist_ok=True)
         with log.open("ab") as stderr:
             self.services[key] = subprocess.Popen(
-                [sys.executable, "-m", "services", program],
+                [*stop_with_parent(), sys.executable, "-m", "services", program],
                 cwd=PROJECT_DIR,
                 env=service_env(region, program, extra, self._health(key)),
                 stdout=subprocess.DEVNULL,
@@ -115,7 +116,8 @@ class Supercluster:
     def _record_pids(self) -> None:
         pids = [p.pid for r in self.regions.values() for p in r.processes if p is not None]
         pids += [p.pid for p in self.services.values()]
-        self.pid_file.write_text(json.dumps({"up": os.getpid(), "processes": pids}))
+        started = (Started.of(pid) for pid in pids)
+        Record(Started.of(os.getpid()), tuple(p for p in started if p)).write(self.pid_file)
 
     def _wait_for_mesh(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -181,7 +183,7 @@ class Supercluster:
             "SEED": str(seed),
         }
         result = subprocess.run(
-            [sys.executable, "-m", "services", "requester"],
+            [*stop_with_parent(), sys.executable, "-m", "services", "requester"],
             cwd=PROJECT_DIR,
             env=service_env(
                 self.regions[region], "requester", extra, self._health(f"requester-{region}")
@@ -312,36 +314,9 @@ def admin_connection(region: LocalRegion) -> dict[str, Any]:
 
 
 def stop_leftovers(state_dir: Path) -> int:
-    """End what an earlier `up` left running (its pids file), so no process outlives `down`."""
+    """End what an earlier run left running (its pids file), each process only if it is still
+    the one recorded; returns how many were."""
     pid_file = state_dir / "pids.json"
-    if not pid_file.exists():
-        return 0
-    recorded = json.loads(pid_file.read_text())
-    stopped = 0
-    for pid in [recorded.get("up"), *recorded.get("processes", [])]:
-        if not pid or pid == os.getpid():
-            continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            stopped += 1
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, signal.SIGTERM)
-                stopped += 1
-            except (ProcessLookupError, PermissionError):
-                pass
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(p) for p in recorded.get("processes", [])):
-        time.sleep(0.2)
+    stopped = stop_all(Record.read(pid_file).processes)
     pid_file.unlink(missing_ok=True)
     return stopped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -29,6 +29,7 @@ from infra.nats_conf import render_nats_conf, to_nats_conf_text
 from infra.nats_values import RegionSpec, chart_values, host_port
 from infra.pki import client_spec, server_sans, server_spec
 from localnet.pki import Issued, issue
+from localnet.processes import stop_with_parent
 from localnet.proxy import TcpProxy
 
 LOOPBACK = "127.0.0.1"
@@ -238,7 +239,7 @@ class LocalRegion:
         }
         with (server_dir / "server.log").open("ab") as log:
             return subprocess.Popen(
-                [*_private_mounts(), "sh", "-c", script],
+                [*stop_with_parent(), *_private_mounts(), "sh", "-c", script],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
