@@ -175,13 +175,20 @@ class Supercluster:
 
     # --- using it ----------------------------------------------------------------------------
     def request(
-        self, region: str, count: int, seed: int, concurrency: int | None = None
+        self,
+        region: str,
+        count: int,
+        seed: int,
+        concurrency: int | None = None,
+        retry_seconds: int | None = None,
     ) -> dict[str, Any]:
         extra = {
             "REQUESTS": str(count),
             "CONCURRENCY": str(concurrency or self.options.concurrency),
             "SEED": str(seed),
         }
+        if retry_seconds is not None:
+            extra["RETRY_SECONDS"] = str(retry_seconds)
         result = subprocess.run(
             [*stop_with_parent(), sys.executable, "-m", "services", "requester"],
             cwd=PROJECT_DIR,

@@ -189,11 +189,12 @@ def test_no_key_material_in_chart_values(deployed: dict[str, Evaluation]) -> Non
 def test_values_render_tls_everywhere_and_the_accounts(east: Evaluation) -> None:
     conf = render_nats_conf(nats_release(east).inputs["values"])
     assert conf["tls"]["verify_and_map"] is True
-    assert conf["cluster"]["tls"]["verify"] is True
-    assert conf["gateway"]["tls"]["verify"] is True
+    assert conf["cluster"]["tls"]["verify_and_map"] is True
+    assert conf["gateway"]["tls"]["verify_and_map"] is True
     assert conf["system_account"] == "SYS"
-    users = {u["user"] for u in conf["accounts"]["APP"]["users"]}
+    users = {u["user"] for u in conf["accounts"]["SERVICES"]["users"]}
     assert "CN=requester,O=nats-supercluster" in users
+    assert [u["user"] for u in conf["accounts"]["APP"]["users"]] == ["CN=admin,O=nats-supercluster"]
     assert conf["jetstream"]["max_file_store"] == "10Gi"
 
 
