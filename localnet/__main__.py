@@ -10,22 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from localnet.demo import DEFAULT_STATE_DIR, DemoOptions, Supercluster, stop_leftovers
-from localnet.processes import (
-    Record,
-    StateDirInUseError,
-    children_of,
-    exclusive,
-    in_use,
-    stop_all,
-)
+from localnet.processes import Record, in_use, run_exclusively, stop_all
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -60,52 +51,12 @@ def render_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class Stopped(Exception):  # noqa: N818 (a signal, not an error)
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class StopOnSignal:
-    """SIGINT, SIGTERM, SIGHUP and SIGQUIT end the run by raising Stopped once; during the
-    clean-up that follows, further signals (a second Ctrl-C) only say it is under way, so the
-    clean-up always finishes."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-    def __init__(self) -> None:
-        self.armed = True
-        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        if self.armed:
-            self.armed = False
-            raise Stopped(signum)
-        print("-- still stopping every process it started", flush=True)
-
-    def shield(self) -> None:
-        self.armed = False
-
-    def restore(self) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-
 def up(options: DemoOptions, keep_running: bool) -> int:
-    try:
-        with exclusive(options.state_dir):
-            return _run(options, keep_running)
-    except StateDirInUseError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-def _run(options: DemoOptions, keep_running: bool) -> int:
-    signals = StopOnSignal()
     cluster = Supercluster(options, say=lambda line: print(f"-- {line}", flush=True))
-    code = 1
-    try:
-        code = _demonstrate(cluster, options)
+    outcome = {"code": 1}
+
+    def demonstrate() -> None:
+        outcome["code"] = _demonstrate(cluster, options)
         if keep_running:
             print(
                 f"\nrunning; state in {options.state_dir}. Ctrl-C (or `./dev down "
@@ -114,23 +65,14 @@ def _run(options: DemoOptions, keep_running: bool) -> int:
             )
             while True:
                 time.sleep(3600)
-    except Stopped as stopped:
-        print(f"-- {stopped}: stopping", flush=True)
-        if not keep_running or code != 0:
-            code = 128 + stopped.signum
-    finally:
-        while True:
-            try:
-                signals.shield()
-                cluster.down()
-                # Anything started but not yet recorded when a signal came.
-                stop_all(children_of(os.getpid()))
-                break
-            except Stopped:
-                continue  # a signal before the shield: clean up (again) to the end
-        signals.restore()
-        print("-- stopped every process it started", flush=True)
-    return code
+
+    stopped = run_exclusively(options.state_dir, demonstrate, clean_up=cluster.down)
+    if stopped is None:
+        return outcome["code"]
+    if stopped == 2:  # the state directory is in use
+        return 2
+    # A kept-running demo whose report was good ends well when it is told to stop.
+    return outcome["code"] if keep_running and outcome["code"] == 0 else stopped
 
 
 def _demonstrate(cluster: Supercluster, options: DemoOptions) -> int:

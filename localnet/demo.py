@@ -24,6 +24,7 @@ from typing import Any
 from components.jetstream import JetStreamProvider
 from infra.identities import MATH_OPERATIONS
 from infra.jetstream import JetStreamConfig, declared_objects
+from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
 from localnet.region import LocalRegion, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
@@ -47,52 +48,110 @@ class DemoOptions:
     mysql: str | None = None
     # First port to hand out (load balancers, then servers), or None for kernel-chosen ports.
     port_base: int | None = None
+    # The regions, in deploy order; None: the demo's east and west.
+    plans: tuple[RegionPlan, ...] | None = None
+    # Each pair of regions joined by a link of its own (localnet.links), so pairs can be cut.
+    linked: bool = False
+    # Regions `up` starts; the others wait for `start_region`. None: all of them.
+    start: tuple[str, ...] | None = None
+    # Regions that run the calculators; None: all. The recorder runs in the first region.
+    app_regions: tuple[str, ...] | None = None
+    recorder: bool = True
+
+    def region_plans(self) -> tuple[RegionPlan, ...]:
+        if self.plans is not None:
+            return self.plans
+        return tuple(
+            RegionPlan(name, endpoint, address, prefix, gateway_delay_ms=self.rtt_ms / 2)
+            for name, endpoint, address, prefix in REGIONS
+        )
 
 
 @dataclass
 class Supercluster:
     options: DemoOptions
     say: Callable[[str], None] = print
+    # The regions started, and all those planned.
     regions: dict[str, LocalRegion] = field(default_factory=dict)
+    planned: dict[str, LocalRegion] = field(default_factory=dict)
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    links: GatewayLinks | None = None
 
     @property
     def pid_file(self) -> Path:
         return self.options.state_dir / "pids.json"
 
+    @property
+    def first(self) -> LocalRegion:
+        """The first region deployed: it owns the CA and declares the `answers` stream."""
+        return next(iter(self.regions.values()))
+
     # --- bringing it up ------------------------------------------------------------------
     def up(self) -> None:
-        stop_leftovers(self.options.state_dir)
-        if self.options.state_dir.exists():
-            shutil.rmtree(self.options.state_dir)
-        self.options.state_dir.mkdir(parents=True)
-        use_ports_from(self.options.port_base)
-        plans = [
-            RegionPlan(name, endpoint, address, prefix, gateway_delay_ms=self.options.rtt_ms / 2)
-            for name, endpoint, address, prefix in REGIONS
-        ]
-        for region in plan_supercluster(self.options.state_dir, plans):
-            self.say(
-                f"starting region {region.name}: 3 servers, load balancer {region.spec.endpoint}"
-            )
+        options = self.options
+        stop_leftovers(options.state_dir)
+        if options.state_dir.exists():
+            shutil.rmtree(options.state_dir)
+        options.state_dir.mkdir(parents=True)
+        use_ports_from(options.port_base)
+        planned = plan_supercluster(
+            options.state_dir, list(options.region_plans()), linked=options.linked
+        )
+        for region in planned:
             region.write()
-            region.start()
-            self.regions[region.name] = region
-            self._record_pids()
+            self.planned[region.name] = region
+        if options.linked:
+            self.links = GatewayLinks(planned, one_way_delay_ms=options.rtt_ms / 2)
+            self.links.start()
+        for name in options.start or tuple(self.planned):
+            self._start_servers(name)
         self._wait_for_mesh()
         self.say(
-            f"gateways meshed (east lists only itself, west lists east); "
-            f"{self.options.rtt_ms:g} ms round trip between the regions"
+            f"gateways meshed ({self._gateway_lists()}); "
+            f"{options.rtt_ms:g} ms round trip between the regions"
         )
         self._create_jetstream()
-        for name, region in self.regions.items():
-            for operation in MATH_OPERATIONS:
-                self._start(
-                    f"calculator-{operation}-{name}", "calculator", region, {"OPERATION": operation}
-                )
-        self._start("recorder-east", "recorder", self.regions["east"], self._database_env())
+        for name in self.regions:
+            self._start_calculators(name)
+        if options.recorder:
+            first = self.first
+            self._start(f"recorder-{first.name}", "recorder", first, self._database_env())
         self._wait_for_calculators()
-        self.say("calculators serving in both regions; recorder draining answers")
+        self.say("calculators serving; recorder draining answers")
+
+    def start_region(self, name: str) -> None:
+        """A region joining a running supercluster (`pulumi up` of a new stack)."""
+        self._start_servers(name)
+        self._wait_for_mesh()
+        self._start_calculators(name)
+        self._wait_for_calculators()
+
+    def _start_servers(self, name: str) -> None:
+        region = self.planned[name]
+        self.say(
+            f"starting region {name}: {region.spec.replicas} server(s), "
+            f"load balancer {region.spec.endpoint}"
+        )
+        region.start()
+        self.regions[name] = region
+        self._record_pids()
+
+    def _start_calculators(self, name: str) -> None:
+        if self.options.app_regions is not None and name not in self.options.app_regions:
+            return
+        for operation in MATH_OPERATIONS:
+            self._start(
+                f"calculator-{operation}-{name}",
+                "calculator",
+                self.regions[name],
+                {"OPERATION": operation},
+            )
+
+    def _gateway_lists(self) -> str:
+        return "; ".join(
+            f"{name} lists {', '.join(g.name for g in (*r.spec.peers,)) or 'only itself'}"
+            for name, r in self.regions.items()
+        )
 
     def _start(self, key: str, program: str, region: LocalRegion, extra: dict[str, str]) -> None:
         log = self.options.state_dir / "logs" / f"{key}.log"
@@ -128,19 +187,23 @@ class Supercluster:
         raise TimeoutError("gateways did not connect both ways")
 
     def gateways(self, name: str) -> bool:
-        """Every server of the region has an outbound and an inbound gateway to the other."""
+        """Every server of the region has an outbound gateway to every other region, and every
+        other region has connected in. (Each server dials one server of each other region, so
+        a server of a region larger than another need not have an inbound from it.)"""
         others = set(self.regions) - {name}
         region = self.regions[name]
-        for ordinal in range(region.spec.replicas):
+        inbound: set[str] = set()
+        for ordinal, process in enumerate(region.processes):
+            if process is None:
+                continue
             gatewayz = region.monitor(ordinal, "gatewayz")
             if set(gatewayz.get("outbound_gateways") or {}) != others:
                 return False
-            if set(gatewayz.get("inbound_gateways") or {}) != others:
-                return False
-        return True
+            inbound |= set(gatewayz.get("inbound_gateways") or {})
+        return inbound == others
 
     def _create_jetstream(self) -> None:
-        for description in create_seed_jetstream(self.regions["east"]):
+        for description in create_seed_jetstream(self.first):
             self.say(f"JetStream {description} (the stack's default, through the same provider)")
 
     def _database_env(self) -> dict[str, str]:
@@ -160,8 +223,13 @@ class Supercluster:
 
     def _wait_for_calculators(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
+        expected = {
+            name: len(MATH_OPERATIONS)
+            for name in self.regions
+            if self.options.app_regions is None or name in self.options.app_regions
+        }
         while time.monotonic() < deadline:
-            if self.responders() == {"east": 4, "west": 4}:
+            if {k: v for k, v in self.responders().items() if v} == expected:
                 return
             time.sleep(0.2)
         raise TimeoutError("calculators did not start")
@@ -252,7 +320,7 @@ class Supercluster:
         return seen
 
     def meta_leader(self) -> tuple[str, int]:
-        meta = self.regions["east"].monitor(0, "jsz")["meta_cluster"]
+        meta = self.first.monitor(0, "jsz")["meta_cluster"]
         return str(meta.get("leader")), int(meta.get("cluster_size", 0))
 
     # --- taking it down ------------------------------------------------------------------
@@ -268,6 +336,9 @@ class Supercluster:
         self.services.clear()
         for region in self.regions.values():
             region.stop()
+        if self.links is not None:
+            self.links.stop()
+            self.links = None
         self.pid_file.unlink(missing_ok=True)
 
 

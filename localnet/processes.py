@@ -10,8 +10,9 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +172,67 @@ class Record:
                 }
             )
         )
+
+
+class Stopped(Exception):  # noqa: N818 (a signal, not an error)
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopOnSignal:
+    """SIGINT, SIGTERM, SIGHUP and SIGQUIT end the run by raising Stopped once; during the
+    clean-up that follows, further signals (a second Ctrl-C) only say it is under way, so the
+    clean-up always finishes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.armed:
+            self.armed = False
+            raise Stopped(signum)
+        print("-- still stopping every process it started", flush=True)
+
+    def shield(self) -> None:
+        self.armed = False
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def run_exclusively(
+    state_dir: Path, work: Callable[[], None], *, clean_up: Callable[[], None] = lambda: None
+) -> int | None:
+    """Run `work` holding `state_dir`, then `clean_up` and stop every process this process
+    started, however it ends. Returns None when `work` finished, 2 when the state directory is
+    in use (said on stderr), 128 + the signal when a signal ended it."""
+    try:
+        with exclusive(state_dir):
+            signals = StopOnSignal()
+            code: int | None = None
+            try:
+                work()
+            except Stopped as stopped:
+                print(f"-- {stopped}: stopping", flush=True)
+                code = 128 + stopped.signum
+            finally:
+                while True:
+                    try:
+                        signals.shield()
+                        clean_up()
+                        # Anything started but not yet recorded when a signal came.
+                        stop_all(children_of(os.getpid()))
+                        break
+                    except Stopped:
+                        continue  # a signal before the shield: clean up (again) to the end
+                signals.restore()
+                print("-- stopped every process it started", flush=True)
+            return code
+    except StateDirInUseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from infra.nats_values import Gateway, RegionNames, RegionSpec, gateway_url
 from infra.pki import ca_spec, is_ip
+from localnet.links import link_address
 from localnet.pki import Issued, issue_ca
 from localnet.region import LOOPBACK, LocalRegion, free_port
 
@@ -35,7 +36,12 @@ def plan_supercluster(
     *,
     project: str = "nats-supercluster",
     ca: Issued | None = None,
+    linked: bool = False,
 ) -> list[LocalRegion]:
+    """`linked`: each region reaches each other region's gateway through a link of its own
+    (localnet.links.GatewayLinks), so one pair of regions can be cut apart while the others
+    stay connected. It needs every endpoint to be a name, which each region resolves to its
+    link."""
     ca = ca or issue_ca(ca_spec(project))
     gateway_ports = {p.cluster: free_port(p.lb_address) for p in plans}
     hosts = {
@@ -44,6 +50,8 @@ def plan_supercluster(
         for i in range(replicas)
     }
     hosts.update({p.endpoint: p.lb_address for p in plans if not is_ip(p.endpoint)})
+    if linked and any(is_ip(p.endpoint) for p in plans):
+        raise ValueError("linked regions need load balancer names, not addresses")
     regions: list[LocalRegion] = []
     for index, plan in enumerate(plans):
         peers = tuple(
@@ -68,7 +76,18 @@ def plan_supercluster(
                 ca=ca,
                 lb_address=plan.lb_address,
                 lb_client_port=free_port(plan.lb_address),
-                hosts=hosts,
+                hosts=(
+                    {
+                        **hosts,
+                        **{
+                            other.endpoint: link_address(index, other_index)
+                            for other_index, other in enumerate(plans)
+                            if other_index != index
+                        },
+                    }
+                    if linked
+                    else hosts
+                ),
                 standalone=plan.standalone,
                 gateway_delay_ms=plan.gateway_delay_ms,
             )

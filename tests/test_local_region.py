@@ -168,12 +168,16 @@ def _configured_gateways(region: LocalRegion) -> list[dict[str, object]]:
 
 
 def test_jetstream_has_one_meta_leader_over_both_regions(regions: dict[str, LocalRegion]) -> None:
-    leaders = set()
-    for region in regions.values():
-        meta = region.monitor(0, "jsz")["meta_cluster"]
-        assert meta["cluster_size"] == 6
-        leaders.add(meta["leader"])
+    deadline = time.monotonic() + 30  # the election can outlast the gateways' meshing
+    while True:
+        metas = [region.monitor(0, "jsz")["meta_cluster"] for region in regions.values()]
+        leaders = {meta.get("leader") for meta in metas}
+        if None not in leaders or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [meta["cluster_size"] for meta in metas] == [6, 6]
     (leader,) = leaders
+    assert leader is not None
     assert leader.startswith(("aws-us-east-1-east-", "azure-westus-west-"))
 
 
