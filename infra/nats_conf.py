@@ -11,6 +11,7 @@ SERVER_NAME_VARIABLE and the size text; `to_nats_conf_text` writes them back bar
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -112,3 +113,39 @@ def to_nats_conf_text(conf: dict[str, Any]) -> str:
     if isinstance(size, str):
         text = text.replace(f'"max_file_store": "{size}"', f'"max_file_store": {size}')
     return text
+
+
+# What a running nats-server applies on reload (SIGHUP, which the chart's config reloader sends
+# when a mounted file changes), as (block, key) pairs; None is the top level. Everything else
+# needs a restart. Source: nats-server v2.14.2 server/reload.go: accounts and permissions
+# (1682-1745), the cluster block but its host and port (validateClusterOpts 2760), TLS
+# certificates of every listener (the files are read again at parse time), and of the gateway
+# block only its TLS ("config reload not supported for Gateway" otherwise, 1753-1781).
+# tests/test_reload.py checks each kind of change on real servers.
+RELOADABLE: frozenset[tuple[str | None, str]] = frozenset(
+    {
+        (None, "accounts"),
+        (None, "tls"),
+        ("cluster", "routes"),
+        ("cluster", "tls"),
+        ("cluster", "authorization"),
+        ("gateway", "tls"),
+    }
+)
+# The pod annotation whose value changes exactly when the servers must restart to apply a
+# change; every other change is applied by reload without a restart.
+RESTART_ANNOTATION = "nats-supercluster/restart-fingerprint"
+
+
+def restart_fingerprint(conf: dict[str, Any]) -> str:
+    """A digest of the parts of `conf` that a reload cannot change."""
+    kept = {
+        key: (
+            {k: v for k, v in value.items() if (key, k) not in RELOADABLE}
+            if isinstance(value, dict)
+            else value
+        )
+        for key, value in conf.items()
+        if (None, key) not in RELOADABLE
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.identities import SERVER_SUBJECT_DN, SYSTEM_ACCOUNT, accounts_block
+from infra.nats_conf import RESTART_ANNOTATION, render_nats_conf, restart_fingerprint
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -151,7 +152,7 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
     # subject, so no client certificate of the same CA opens a route or a gateway.
     peers_only = {"tls": {**server_tls, "merge": {"verify_and_map": True}}}
     server_identity = {"authorization": {"user": SERVER_SUBJECT_DN}}
-    return {
+    values: dict[str, Any] = {
         "fullnameOverride": names.cluster,
         "config": {
             "serverNamePrefix": spec.server_name_prefix,
@@ -189,13 +190,29 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
             "env": {"GOMEMLIMIT": _go_mem_limit(spec.resources.memory)},
         },
         "podTemplate": {
-            # Gateway and TLS changes need a restart: the checksum rolls the pods on change.
-            "configChecksumAnnotation": True,
+            # Reloadable changes are reloaded by the chart's config reloader without a restart;
+            # the pods roll only when the restart fingerprint (added below) changes.
+            "configChecksumAnnotation": False,
             "topologySpreadConstraints": _spread(spec.zonal),
         },
         "podDisruptionBudget": {"enabled": True},
         "service": {"enabled": True},
         "natsBox": {"enabled": False},
+    }
+    return with_restart_fingerprint(values)
+
+
+def with_restart_fingerprint(values: dict[str, Any]) -> dict[str, Any]:
+    """The values, with the pod annotation that rolls the servers only for a change a reload
+    cannot apply (infra.nats_conf.restart_fingerprint)."""
+    fingerprint = restart_fingerprint(render_nats_conf(values))
+    template = values["podTemplate"]
+    return {
+        **values,
+        "podTemplate": {
+            **template,
+            "merge": {"metadata": {"annotations": {RESTART_ANNOTATION: fingerprint}}},
+        },
     }
 
 

@@ -128,8 +128,10 @@ def localize(
     cluster = local["cluster"]
     cluster["host"] = LOOPBACK
     cluster["port"] = ports.cluster
+    # Route i dials server i; a route to a server not planned here keeps its port.
     cluster["routes"] = [
-        _with_port(route, ordinal_ports[i].cluster) for i, route in enumerate(cluster["routes"])
+        _with_port(route, ordinal_ports[i].cluster) if i < len(ordinal_ports) else route
+        for i, route in enumerate(cluster["routes"])
     ]
     gateway = local["gateway"]
     gateway["host"] = LOOPBACK
@@ -159,6 +161,8 @@ class LocalRegion:
     # regions, which loopback does not have (and this kernel has no netem).
     gateway_delay_ms: float = 0.0
     ports: list[ServerPorts] = field(default_factory=list)
+    # The chart's rendering the servers' files were last written from.
+    conf: dict[str, Any] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     proxies: list[TcpProxy] = field(default_factory=list)
 
@@ -184,9 +188,14 @@ class LocalRegion:
             "".join(f"{address} {name}\n" for name, address in sorted(self.hosts.items()))
         )
         self.ports = [ServerPorts.allocate() for _ in range(self.spec.replicas)]
-        conf = render_nats_conf(chart_values(self.spec))
-        for ordinal in range(self.spec.replicas):
-            server_dir = self.workdir / names.pod(ordinal)
+        self.write_conf(render_nats_conf(chart_values(self.spec)))
+
+    def write_conf(self, conf: dict[str, Any]) -> None:
+        """Each server's nats.conf from the chart's rendering `conf` (what the ConfigMap would
+        hold), as the chart mounts it; running servers see it on their next reload."""
+        self.conf = conf
+        for ordinal in range(len(self.ports)):
+            server_dir = self.workdir / self.spec.names.pod(ordinal)
             server_dir.mkdir(exist_ok=True)
             paths = LocalPaths(
                 cert=self.workdir / "server.crt",
@@ -197,6 +206,28 @@ class LocalRegion:
             )
             local = localize(conf, self.ports, ordinal, paths, standalone=self.standalone)
             (server_dir / "nats.conf").write_text(to_nats_conf_text(local))
+
+    def reload(self, ordinal: int, timeout: float = 15.0) -> str | None:
+        """SIGHUP to the server, as the chart's config reloader sends on a file change; None
+        when it reloaded, else the error it logged."""
+        process = self.processes[ordinal]
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"{self.spec.names.pod(ordinal)} is not running")
+        log = self.workdir / self.spec.names.pod(ordinal) / "server.log"
+        seen = log.stat().st_size
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with log.open("rb") as handle:
+                handle.seek(seen)
+                text = handle.read().decode(errors="replace")
+            for line in text.splitlines():
+                if "Reloaded server configuration" in line:
+                    return None
+                if "Failed to reload server configuration" in line:
+                    return line.split("Failed to reload server configuration:", 1)[-1].strip()
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.spec.names.pod(ordinal)} did not report its reload")
 
     def start(self) -> None:
         """Start the servers and the load balancer; if they do not come up, stop them all."""

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from infra.nats_conf import render_nats_conf, to_nats_conf_text
+from infra.nats_conf import (
+    RESTART_ANNOTATION,
+    render_nats_conf,
+    restart_fingerprint,
+    to_nats_conf_text,
+)
 from infra.nats_values import chart_values
 from tests.chart_cases import CHART_CASES
 from tools.chart_golden import chart_conf_to_json
@@ -25,8 +30,20 @@ def test_rendition_matches_the_real_chart(case: str) -> None:
     assert render_nats_conf(chart_values(CHART_CASES[case])) == golden
 
 
+@pytest.mark.parametrize("case", sorted(CHART_CASES))
+def test_the_pods_carry_only_the_restart_fingerprint(case: str) -> None:
+    """The real chart put the program's restart fingerprint on the pod template, and no
+    checksum of the whole config (which would roll the pods for reloadable changes too)."""
+    golden = json.loads((GOLDEN / f"{case}.pod-annotations.json").read_text())
+    values = chart_values(CHART_CASES[case])
+    assert golden == values["podTemplate"]["merge"]["metadata"]["annotations"]
+    assert golden == {RESTART_ANNOTATION: restart_fingerprint(render_nats_conf(values))}
+
+
 def test_every_case_has_a_golden_file() -> None:
-    assert {p.stem for p in GOLDEN.glob("*.json")} == set(CHART_CASES)
+    stems = {p.name.split(".")[0] for p in GOLDEN.glob("*.json")}
+    assert stems == set(CHART_CASES)
+    assert len(list(GOLDEN.glob("*.json"))) == 2 * len(CHART_CASES)
 
 
 def test_text_form_round_trips_through_the_chart_parser() -> None:

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from infra.nats_conf import render_nats_conf
+from infra.nats_conf import RESTART_ANNOTATION, render_nats_conf
 from offline.evaluate import Evaluation, evaluate_stack
 from offline.mocks import SUBSCRIPTION_ID, Registration
 from offline.stack_files import load_stack_config
@@ -308,3 +308,32 @@ def test_routes_and_gateways_accept_only_the_server_identity_the_pki_issues(
             signed = named(ev, SIGNED, f"-pki-{who}-cert")
             subject = x509.load_pem_x509_certificate(signed.state["certPem"].encode()).subject
             assert subject.rfc4514_string() == f"CN={who},O=nats-supercluster"
+
+
+def restart_annotation(ev: Evaluation) -> str:
+    values = nats_release(ev).inputs["values"]
+    return str(values["podTemplate"]["merge"]["metadata"]["annotations"][RESTART_ANNOTATION])
+
+
+def test_scaling_reloads_while_a_new_gateway_list_restarts(
+    east: Evaluation, west: Evaluation
+) -> None:
+    """Servers added or removed change only the routes, which the servers reload: the pod
+    template is unchanged, so the StatefulSet adds or removes pods and rolls none. Listing
+    another peer changes the gateway list, which nats-server cannot reload: the fingerprint
+    changes and the pods roll one at a time (PDB). A new region never needs the existing ones
+    to list it (implicit discovery), so adding a region restarts nothing."""
+    assert nats_release(east).inputs["values"]["podTemplate"]["configChecksumAnnotation"] is False
+    config = load_stack_config("west")
+    config["nats-supercluster:nats"] = json.dumps({"replicas": 5})
+    config["nats-supercluster:nodes"] = json.dumps({"count": 5, "maxCount": 6})
+    scaled = evaluate_stack("west", config, stack_outputs=after(east))
+    assert restart_annotation(scaled) == restart_annotation(west)
+    assert len(render_nats_conf(nats_release(scaled).inputs["values"])["cluster"]["routes"]) == 5
+    config = load_stack_config("west")
+    config["nats-supercluster:peers"] = json.dumps(["east", "central"])
+    central = evaluate_stack(
+        "central", load_stack_config("central"), stack_outputs=after(east, west)
+    )
+    relisted = evaluate_stack("west", config, stack_outputs=after(east, central))
+    assert restart_annotation(relisted) != restart_annotation(west)

@@ -50,6 +50,12 @@ def main(chart_dir: str) -> int:
         path = GOLDEN_DIR / f"{case}.json"
         path.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
+        stateful_set = next(v for k, v in manifests.items() if k.endswith("stateful-set.yaml"))
+        template = yaml.safe_load(stateful_set)["spec"]["template"]
+        path = GOLDEN_DIR / f"{case}.pod-annotations.json"
+        annotations = template["metadata"].get("annotations") or {}
+        path.write_text(json.dumps(annotations, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
     return 0
 
 
