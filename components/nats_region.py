@@ -11,6 +11,7 @@ from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.endpoint import NatsEndpoint, NatsEndpointArgs
+from components.meta_peers import MetaPeers, MetaPeersArgs
 from components.pki import CaMaterial, RegionPki, RegionPkiArgs
 from components.platform import KubernetesPlatform
 from infra.config import StackConfig
@@ -133,6 +134,22 @@ class NatsRegion(pulumi.ComponentResource):
         )
         self.client_url = public.address.apply(client_url)
         self.gateway_url = public.address.apply(gateway_url)
+        if cfg.nats.jetstream:
+            prefix = server_name_prefix(cfg.cloud, cfg.region)
+            MetaPeers(
+                f"{name}-meta-peers",
+                MetaPeersArgs(
+                    server_name_prefix=prefix,
+                    servers=[prefix + names.pod(i) for i in range(cfg.nats.replicas)],
+                    client_url=self.client_url,
+                    ca_pem=args.ca.cert_pem,
+                    control_cert_pem=self.pki.control_cert_pem,
+                    control_key_pem=self.pki.control_key_pem,
+                    tls_hostname=public.address,
+                    after=[self.release],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.register_outputs(
             {
                 "clientUrl": self.client_url,

@@ -77,6 +77,9 @@ class RegionPki(pulumi.ComponentResource):
     client_secrets: dict[str, Secret]
     admin_cert_pem: pulumi.Output[str]
     admin_key_pem: pulumi.Output[str]
+    # The program's own operations identity (scale-down peer removal).
+    control_cert_pem: pulumi.Output[str]
+    control_key_pem: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: RegionPkiArgs, opts: pulumi.ResourceOptions | None = None
@@ -130,6 +133,8 @@ class RegionPki(pulumi.ComponentResource):
             )
             if who.name == "admin":
                 self.admin_cert_pem, self.admin_key_pem = cert, key
+            if who.name == "control":
+                self.control_cert_pem, self.control_key_pem = cert, key
         self.register_outputs({"serverSecret": self.server_secret.metadata.name})
 
 

@@ -17,7 +17,9 @@ answers a message publishes to the reply subject its sender chose. So:
   the calculators answer only into the requester's inbox and import mappings (no
   `allow_responses`, which would let a request's reply subject name any subject);
 - the recorder has RECORDER, importing only its consumer's pull, info and ack subjects;
-- the system identity may only read (monitoring requests), not kick, reload or step down.
+- the system identity may only read (monitoring requests), not kick, reload or step down; the
+  control identity (operations: the program's scale-down, the control service) may read, reload
+  a server's configuration and remove a departed JetStream peer, nothing else.
 
 `tests/test_local_region.py` and `tests/test_deputies.py` prove this against real servers.
 """
@@ -49,7 +51,7 @@ ANSWER_SUBJECTS = ("answers.significant", "answers.throwaway")
 ANSWERS_STREAM = "answers"
 RECORDER_CONSUMER = "recorder"
 
-IdentityName = Literal["admin", "system", "calculator", "requester", "recorder"]
+IdentityName = Literal["admin", "system", "control", "calculator", "requester", "recorder"]
 
 # Monitoring requests the servers answer on the system account, all read-only (nats-server
 # v2.14.2 server/events.go:1267-1352 and 1361-1445). Not granted: PROFILEZ (runs a CPU profile),
@@ -104,6 +106,14 @@ class Identity:
         return f"CN={self.name},O={CERT_ORGANIZATION}"
 
 
+_MONITORING = (
+    "$SYS.REQ.SERVER.PING",
+    *(f"$SYS.REQ.SERVER.PING.{verb}" for verb in SERVER_READS),
+    *(f"$SYS.REQ.SERVER.*.{verb}" for verb in SERVER_READS),
+    *(f"$SYS.REQ.ACCOUNT.*.{verb}" for verb in ACCOUNT_READS),
+)
+
+
 def _inbox(name: IdentityName) -> str:
     return f"_INBOX.{name}.>"
 
@@ -142,14 +152,17 @@ IDENTITIES: tuple[Identity, ...] = (
     Identity(
         name="system",
         account=SYSTEM_ACCOUNT,
-        publish=(
-            "$SYS.REQ.SERVER.PING",
-            *(f"$SYS.REQ.SERVER.PING.{verb}" for verb in SERVER_READS),
-            *(f"$SYS.REQ.SERVER.*.{verb}" for verb in SERVER_READS),
-            *(f"$SYS.REQ.ACCOUNT.*.{verb}" for verb in ACCOUNT_READS),
-        ),
+        publish=_MONITORING,
         subscribe=(_inbox("system"), "$SYS.SERVER.>", "$SYS.ACCOUNT.>"),
         description="monitoring: the servers' read-only requests and events in $SYS",
+    ),
+    Identity(
+        name="control",
+        account=SYSTEM_ACCOUNT,
+        publish=(*_MONITORING, "$SYS.REQ.SERVER.*.RELOAD", "$JS.API.SERVER.REMOVE"),
+        subscribe=(_inbox("control"),),
+        description="operations: reload the servers' configuration, remove departed JetStream "
+        "peers, read the servers' state",
     ),
     Identity(
         name="calculator",

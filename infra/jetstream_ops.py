@@ -37,6 +37,8 @@ class Connection:
     key_pem: str
     tls_hostname: str | None = None
     timeout_seconds: float = 600.0
+    # The identity's own reply inbox, where its permissions allow only that (control).
+    inbox_prefix: str = "_INBOX"
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> Connection:
@@ -47,6 +49,7 @@ class Connection:
             key_pem=str(inputs["key_pem"]),
             tls_hostname=inputs.get("tls_hostname") or None,
             timeout_seconds=float(inputs.get("timeout_seconds") or 600),
+            inbox_prefix=str(inputs.get("inbox_prefix") or "_INBOX"),
         )
 
 
@@ -99,6 +102,7 @@ async def connect(
                 servers=[connection.url],
                 tls=context,
                 tls_hostname=connection.tls_hostname,
+                inbox_prefix=connection.inbox_prefix.encode(),
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
                 connect_timeout=5,

@@ -40,6 +40,11 @@ class TcpProxy:
         self._thread.join(timeout=5)
         self._loop.close()
 
+    def retarget(self, targets: Sequence[tuple[str, int]]) -> None:
+        """New backends for new connections, as a Service follows its pods."""
+        self.targets = list(targets)
+        self._next = itertools.cycle(range(len(self.targets)))
+
     def cut(self) -> None:
         """Stop accepting and drop every connection, as a lost link between regions."""
         self._call(self._close())

@@ -161,6 +161,8 @@ class LocalRegion:
     # regions, which loopback does not have (and this kernel has no netem).
     gateway_delay_ms: float = 0.0
     ports: list[ServerPorts] = field(default_factory=list)
+    # A nats-server binary per server where it is not the pinned one (a rolling upgrade).
+    binaries: dict[int, str] = field(default_factory=dict)
     # The chart's rendering the servers' files were last written from.
     conf: dict[str, Any] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
@@ -260,10 +262,11 @@ class LocalRegion:
     def start_server(self, ordinal: int) -> subprocess.Popen[bytes]:
         server_dir = self.workdir / self.spec.names.pod(ordinal)
         hosts = self.workdir / "hosts"
+        binary = self.binaries.get(ordinal) or nats_server_binary()
         script = (
-            f'mount --bind "{hosts}" /etc/hosts && exec "{nats_server_binary()}" '
-            f'-c "{server_dir / "nats.conf"}"'
+            f'mount --bind "{hosts}" /etc/hosts && exec "{binary}" -c "{server_dir / "nats.conf"}"'
         )
+
         env = {
             **os.environ,
             "SERVER_NAME": self.spec.server_name_prefix + self.spec.names.pod(ordinal),
@@ -289,6 +292,32 @@ class LocalRegion:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
         self.processes[ordinal] = None
+
+    def lame_duck(self, ordinals: list[int], timeout: float = 60.0) -> None:
+        """Lame duck mode, as the chart's preStop hook starts it (`nats-server -sl=ldm`):
+        the server stops taking clients, hands its JetStream leaderships over, moves its
+        clients away over the grace period and exits; several at once, as the StatefulSet
+        (podManagementPolicy Parallel) terminates pods."""
+        going = [(i, self.processes[i]) for i in ordinals]
+        for _, process in going:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        for ordinal, process in going:
+            if process is not None:
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self.stop_server(ordinal)
+            self.processes[ordinal] = None
+
+    def add_hosts(self, names: list[str]) -> None:
+        """Names of new servers, resolvable in every server's hosts file (a rewrite of the
+        same file, which the servers' bind mounts see)."""
+        self.hosts.update(dict.fromkeys(names, LOOPBACK))
+        (self.workdir / "hosts").write_text(
+            "".join(f"{address} {name}\n" for name, address in sorted(self.hosts.items()))
+        )
 
     def restart_server(self, ordinal: int) -> None:
         self.stop_server(ordinal)

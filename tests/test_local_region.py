@@ -274,6 +274,13 @@ MATRIX: list[tuple[str, str, str, bool]] = [
     ("system", "subscribe", "$SYS.SERVER.>", True),
     ("system", "subscribe", "$SYS.REQ.>", False),
     ("system", "subscribe", ">", False),
+    ("control", "publish", "$SYS.REQ.SERVER.NDXYZ.RELOAD", True),
+    ("control", "publish", "$JS.API.SERVER.REMOVE", True),
+    ("control", "publish", "$SYS.REQ.SERVER.PING.JSZ", True),
+    ("control", "publish", "$SYS.REQ.SERVER.NDXYZ.KICK", False),
+    ("control", "publish", "$JS.API.META.LEADER.STEPDOWN", False),
+    ("control", "subscribe", "_INBOX.control.x", True),
+    ("control", "subscribe", "$SYS.>", False),
 ]
 
 

@@ -75,7 +75,7 @@ def test_outputs_list_what_was_created_with_placement(east: Evaluation, west: Ev
         "consumers": [{"stream": "answers", "name": "recorder"}],
     }
     assert west.outputs["jetstream"].value == {"streams": [], "consumers": []}
-    assert west.of_type(DYNAMIC) == []
+    assert [r.name for r in west.of_type(DYNAMIC)] == ["nats-supercluster-west-nats-meta-peers"]
 
 
 def test_a_stream_a_peer_already_declares_is_refused(east: Evaluation) -> None:
@@ -123,12 +123,19 @@ def test_west_can_place_its_own_stream_and_kv(east: Evaluation) -> None:
     assert archiver.inputs["deliver_policy"] == "new"
 
 
+@pytest.mark.parametrize(
+    ("resource", "provider"),
+    [
+        ("-jetstream-stream-answers", "components.jetstream JetStreamProvider"),
+        ("-nats-meta-peers", "components.meta_peers MetaPeersProvider"),
+    ],
+)
 def test_the_provider_loads_in_a_fresh_interpreter_in_the_project_directory(
-    east: Evaluation,
+    east: Evaluation, resource: str, provider: str
 ) -> None:
     """Pulumi runs dynamic providers as `python -m pulumi.dynamic` in the program directory,
     which imports the provider's module from there; do the same with what the program sent."""
-    serialised = js_object(east, "-jetstream-stream-answers").inputs["__provider"]["value"]
+    serialised = js_object(east, resource).inputs["__provider"]["value"]
     loader = (
         "import base64, sys, dill\n"
         "provider = dill.loads(base64.b64decode(sys.stdin.read()))\n"
@@ -143,4 +150,4 @@ def test_the_provider_loads_in_a_fresh_interpreter_in_the_project_directory(
         check=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
-    assert result.stdout.split() == ["components.jetstream", "JetStreamProvider"]
+    assert result.stdout.split() == provider.split()

@@ -21,6 +21,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
 SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
 PUBLIC_IP = "azure-native:network:PublicIPAddress"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
 def nats_release(ev: Evaluation) -> Registration:
@@ -337,3 +338,21 @@ def test_scaling_reloads_while_a_new_gateway_list_restarts(
     )
     relisted = evaluate_stack("west", config, stack_outputs=after(east, central))
     assert restart_annotation(relisted) != restart_annotation(west)
+
+
+def test_departed_servers_are_removed_from_the_meta_group_after_the_release(
+    deployed: dict[str, Evaluation],
+) -> None:
+    """A dynamic resource, after the release, as the control identity: its servers are the
+    region's pods, so after a scale-down it removes the departed ones (infra.meta_ops, the code
+    the scale rehearsal runs against real servers), and on destroy all of them."""
+    for ev in deployed.values():
+        (peers,) = [r for r in ev.of_type(DYNAMIC) if r.name.endswith("-meta-peers")]
+        cluster = ev.outputs["natsClusterName"].value
+        prefix = peers.inputs["serverNamePrefix"]
+        replicas = 1 if cluster == "central" else 3
+        assert peers.inputs["servers"] == [f"{prefix}{cluster}-{i}" for i in range(replicas)]
+        assert depends_on(ev, peers, nats_release(ev))
+        assert "connection" in peers.secret_inputs()
+        control = named(ev, SIGNED, "-pki-control-cert")
+        assert peers.inputs["connection"]["value"]["cert_pem"] == control.state["certPem"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localnet.rehearsals import add_region
+from localnet.rehearsals import add_region, scale
 
 
 def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:
@@ -14,3 +14,14 @@ def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:
     assert "east and west lists unchanged: east lists no peer; west lists east" in lines
     assert "3 + 3 + 1, east cut off: meta leader azure-" in lines  # moved to west or central
     assert "3 + 3, west cut off: meta leader none" in lines
+
+
+def test_scaling_a_region_up_and_down(tmp_path: Path) -> None:
+    report = scale.rehearse(tmp_path, lambda _line: None)
+    assert report.held, report.render()
+    lines = "\n".join(report.lines)
+    assert "route peers per server [4, 4, 4, 4, 4]" in lines
+    assert (
+        "peers removed from the meta group: ['aws-us-east-1-east-3', 'aws-us-east-1-east-4']"
+        in lines
+    )
