@@ -28,6 +28,8 @@ class MetaGroup:
     leader: str
     peers: frozenset[str]
     offline: frozenset[str]
+    # Peers the leader does not see as caught up with its log.
+    behind: frozenset[str] = frozenset()
 
 
 def meta_group(replies: Iterable[dict[str, Any]]) -> MetaGroup:
@@ -46,6 +48,7 @@ def meta_group(replies: Iterable[dict[str, Any]]) -> MetaGroup:
         leader=str(meta.get("leader") or ""),
         peers=frozenset({best["server"]["name"], *(p["name"] for p in others)}),
         offline=frozenset(p["name"] for p in others if p.get("offline")),
+        behind=frozenset(p["name"] for p in others if not p.get("current")),
     )
 
 

@@ -57,6 +57,8 @@ class DemoOptions:
     # Regions that run the calculators; None: all. The recorder runs in the first region.
     app_regions: tuple[str, ...] | None = None
     recorder: bool = True
+    # Every server runs this nats-server instead of the pinned one (a rolling upgrade's start).
+    server_binary: str | None = None
 
     def region_plans(self) -> tuple[RegionPlan, ...]:
         if self.plans is not None:
@@ -99,6 +101,8 @@ class Supercluster:
         )
         for region in planned:
             region.write()
+            if options.server_binary:
+                region.binaries = dict.fromkeys(range(region.spec.replicas), options.server_binary)
             self.planned[region.name] = region
         if options.linked:
             self.links = GatewayLinks(planned, one_way_delay_ms=options.rtt_ms / 2)

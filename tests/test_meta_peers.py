@@ -35,6 +35,7 @@ def test_the_group_is_read_from_its_leader_and_departed_peers_are_this_regions_o
         "east-0",
         frozenset({"east-0", "east-1", "east-3", "west-0"}),
         frozenset({"east-3", "west-0"}),
+        frozenset({"east-3", "west-0"}),  # offline peers are not current either
     )
     assert departed_peers(group, "east-", ["east-0", "east-1"]) == ["east-3"]
     assert departed_peers(group, "east-", []) == ["east-0", "east-1", "east-3"]

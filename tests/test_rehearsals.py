@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localnet.rehearsals import add_region, scale
+from localnet.rehearsals import add_region, scale, upgrade
 
 
 def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:
@@ -25,3 +25,9 @@ def test_scaling_a_region_up_and_down(tmp_path: Path) -> None:
         "peers removed from the meta group: ['aws-us-east-1-east-3', 'aws-us-east-1-east-4']"
         in lines
     )
+
+
+def test_a_rolling_upgrade_of_one_region(tmp_path: Path) -> None:
+    report = upgrade.rehearse(tmp_path, lambda _line: None, regions=("east",))
+    assert report.held, report.render()
+    assert f"before: ['{upgrade.previous_release()}']" in report.lines[0]

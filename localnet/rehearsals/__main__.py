@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from localnet.processes import run_exclusively
-from localnet.rehearsals import add_region, scale
+from localnet.rehearsals import add_region, scale, upgrade
 from localnet.rehearsals.common import Report, Say
 from offline.stack_files import PROJECT_DIR
 
@@ -20,6 +20,10 @@ REHEARSALS: dict[str, tuple[Callable[[Path, Say], Report], str]] = {
         "central joins east and west at run time; then each region cut off in turn",
     ),
     "scale": (scale.rehearse, "east from 3 to 5 servers and back to 3"),
+    "upgrade": (
+        upgrade.rehearse,
+        "every server from the previous nats-server release to the pinned one",
+    ),
 }
 
 
