@@ -6,8 +6,8 @@ from components.cluster import build_cluster
 from components.jetstream import JetStreamArgs, JetStreamResources
 from components.nats_region import NatsRegion, NatsRegionArgs
 from components.peers import PeerStacks
-from components.pki import SuperclusterCa
 from components.stack_config import read_stack_config
+from components.trust import supercluster_trust
 from components.workloads import Application, ApplicationArgs
 from infra.jetstream import declared_objects
 from infra.naming import base_name
@@ -18,19 +18,15 @@ name = base_name(config)
 
 platform = build_cluster(name, config)
 peers = PeerStacks(f"{name}-peers", config)
-ca = (
-    SuperclusterCa(f"{name}-ca", config.project).material
-    if config.owns_ca
-    else peers.ca(config.pki.ca_stack)
-)
-region = NatsRegion(f"{name}-nats", NatsRegionArgs(config, platform, ca, peers.reading))
+trusted, owned_cas = supercluster_trust(name, config, peers)
+region = NatsRegion(f"{name}-nats", NatsRegionArgs(config, platform, trusted, peers.reading))
 jetstream_servers = config.nats.replicas if config.nats.jetstream else 0
 jetstream = JetStreamResources(
     f"{name}-jetstream",
     JetStreamArgs(
         objects=declared_objects(config.jetstream, config.cluster_name, config.nats.replicas),
         client_url=region.client_url,
-        ca_pem=ca.cert_pem,
+        ca_pem=trusted.bundle_pem,
         admin_cert_pem=region.pki.admin_cert_pem,
         admin_key_pem=region.pki.admin_key_pem,
         timeout_seconds=config.jetstream.connect_timeout_seconds,
@@ -62,14 +58,18 @@ pulumi.export("gatewayUrl", region.gateway_url)
 pulumi.export("jetstreamServers", jetstream_servers)
 pulumi.export("jetstream", jetstream.summary)
 pulumi.export("jetstreamQuorum", peers.jetstream_quorum(config.cluster_name, jetstream_servers))
-pulumi.export("caCert", ca.cert_pem)
-if config.owns_ca:
-    pulumi.export("caKey", ca.key_pem)  # a secret; the other regions sign with it
+pulumi.export("caCert", trusted.bundle_pem)  # every trusted CA generation
+if owned_cas is not None:
+    pulumi.export("caCerts", owned_cas.certs)
+    pulumi.export("caKeys", owned_cas.keys)  # a secret; the other regions sign with them
 pulumi.export(
     "natsContext",
     pulumi.Output.secret(
         pulumi.Output.all(
-            region.client_url, ca.cert_pem, region.pki.admin_cert_pem, region.pki.admin_key_pem
+            region.client_url,
+            trusted.bundle_pem,
+            region.pki.admin_cert_pem,
+            region.pki.admin_key_pem,
         ).apply(lambda a: nats_context(config.stack, a[0], a[1], a[2], a[3]))
     ),
 )

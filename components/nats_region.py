@@ -12,7 +12,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.endpoint import NatsEndpoint, NatsEndpointArgs
 from components.meta_peers import MetaPeers, MetaPeersArgs
-from components.pki import CaMaterial, RegionPki, RegionPkiArgs
+from components.pki import RegionPki, RegionPkiArgs, Trust
 from components.platform import KubernetesPlatform
 from infra.config import StackConfig
 from infra.nats_values import (
@@ -37,7 +37,7 @@ RELEASE_TIMEOUT_SECONDS = 900
 class NatsRegionArgs:
     config: StackConfig
     platform: KubernetesPlatform
-    ca: CaMaterial
+    trust: Trust
     peers: pulumi.Output[PeerReading]
 
 
@@ -82,7 +82,7 @@ class NatsRegion(pulumi.ComponentResource):
             f"{name}-pki",
             RegionPkiArgs(
                 names=names,
-                ca=args.ca,
+                trust=args.trust,
                 endpoint=public.address,
                 kubernetes=platform.provider,
                 namespace=namespace_name,
@@ -142,7 +142,7 @@ class NatsRegion(pulumi.ComponentResource):
                     server_name_prefix=prefix,
                     servers=[prefix + names.pod(i) for i in range(cfg.nats.replicas)],
                     client_url=self.client_url,
-                    ca_pem=args.ca.cert_pem,
+                    ca_pem=args.trust.bundle_pem,
                     control_cert_pem=self.pki.control_cert_pem,
                     control_key_pem=self.pki.control_key_pem,
                     tls_hostname=public.address,

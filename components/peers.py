@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 import pulumi
 
-from components.pki import CaMaterial
 from infra.config import StackConfig
 from infra.peers import PeerReading, quorum_warning, read_peers, stack_reference_name
 
@@ -53,15 +55,24 @@ class PeerStacks(pulumi.ComponentResource):
 
         return self.reading.apply(check)
 
-    def ca(self, stack: str) -> CaMaterial:
-        """The CA published by `stack`; it must have been deployed first."""
+    def cas(
+        self, stack: str, generations: Sequence[int]
+    ) -> tuple[dict[int, pulumi.Output[str]], dict[int, pulumi.Output[str]]]:
+        """The CA generations `stack` publishes (its `caCerts` and secret `caKeys`); each
+        asked for must be there, so the CA's stack is deployed first at every rotation stage."""
         ref = self._refs[stack]
-        return CaMaterial(
-            cert_pem=ref.get_output("caCert").apply(lambda v: _required(v, stack, "caCert")),
-            key_pem=pulumi.Output.secret(
-                ref.get_output("caKey").apply(lambda v: _required(v, stack, "caKey"))
-            ),
-        )
+        certs: dict[int, pulumi.Output[str]] = {}
+        keys: dict[int, pulumi.Output[str]] = {}
+        for generation in generations:
+            certs[generation] = ref.get_output("caCerts").apply(
+                partial(_generation, stack=stack, output="caCerts", generation=generation)
+            )
+            keys[generation] = pulumi.Output.secret(
+                ref.get_output("caKeys").apply(
+                    partial(_generation, stack=stack, output="caKeys", generation=generation)
+                )
+            )
+        return certs, keys
 
 
 def _logged(reading: PeerReading, resource: pulumi.Resource) -> PeerReading:
@@ -70,10 +81,13 @@ def _logged(reading: PeerReading, resource: pulumi.Resource) -> PeerReading:
     return reading
 
 
-def _required(value: object, stack: str, output: str) -> str:
-    if not value:
+def _generation(value: object, *, stack: str, output: str, generation: int) -> str:
+    found = value.get(str(generation)) if isinstance(value, dict) else None
+    if not found:
+        short = stack.rsplit("/", maxsplit=1)[-1]
         raise ValueError(
-            f"stack {stack!r} owns the supercluster CA but has no {output!r} output: "
-            f"deploy it first (pulumi up -s {stack.rsplit('/', maxsplit=1)[-1]})"
+            f"stack {stack!r} owns the supercluster CA but publishes no generation "
+            f"{generation} in {output!r}: list it in that stack's pki.caGenerations and "
+            f"deploy it first (pulumi up -s {short})"
         )
-    return str(value)
+    return str(found)

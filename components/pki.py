@@ -6,6 +6,7 @@ Secret names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -35,34 +36,68 @@ class CaMaterial:
     key_pem: pulumi.Output[str]
 
 
-class SuperclusterCa(pulumi.ComponentResource):
-    """The one CA of the supercluster, made by the stack named in `pki.caStack`."""
+@dataclass(frozen=True)
+class Trust:
+    """What a region trusts and what signs for it: the bundle of every trusted CA generation
+    (servers and clients verify peers with it) and the issuing generation's certificate and key."""
 
-    material: CaMaterial
+    bundle_pem: pulumi.Output[str]
+    issuing: CaMaterial
 
-    def __init__(self, name: str, project: str, opts: pulumi.ResourceOptions | None = None):
+
+def trust(
+    certs: Mapping[int, pulumi.Output[str]],
+    keys: Mapping[int, pulumi.Output[str]],
+    generations: Sequence[int],
+    issuing: int,
+) -> Trust:
+    bundle = pulumi.Output.all(*(certs[g] for g in generations)).apply(_concatenated)
+    return Trust(bundle, CaMaterial(certs[issuing], keys[issuing]))
+
+
+def _concatenated(pems: list[str]) -> str:
+    return "".join(pems)
+
+
+class SuperclusterCas(pulumi.ComponentResource):
+    """The supercluster's CA generations, made by the stack named in `pki.caStack`: one per
+    generation it lists, each with its own subject (infra.pki.ca_spec)."""
+
+    certs: dict[int, pulumi.Output[str]]
+    keys: dict[int, pulumi.Output[str]]
+
+    def __init__(
+        self,
+        name: str,
+        project: str,
+        generations: Sequence[int],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("nats-supercluster:pki:SuperclusterCa", name, None, opts)
-        spec = ca_spec(project)
-        key = _private_key(f"{name}-key", pulumi.ResourceOptions(parent=self))
-        cert = tls.SelfSignedCert(
-            f"{name}-cert",
-            private_key_pem=key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(
-                common_name=spec.common_name, organization=spec.organization
-            ),
-            is_ca_certificate=True,
-            validity_period_hours=spec.validity_hours,
-            allowed_uses=list(spec.usages),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.material = CaMaterial(cert.cert_pem, pulumi.Output.secret(key.private_key_pem))
-        self.register_outputs({"certPem": cert.cert_pem})
+        self.certs, self.keys = {}, {}
+        for generation in generations:
+            spec = ca_spec(project, generation)
+            key = _private_key(f"{name}-v{generation}-key", pulumi.ResourceOptions(parent=self))
+            cert = tls.SelfSignedCert(
+                f"{name}-v{generation}-cert",
+                private_key_pem=key.private_key_pem,
+                subject=tls.SelfSignedCertSubjectArgs(
+                    common_name=spec.common_name, organization=spec.organization
+                ),
+                is_ca_certificate=True,
+                validity_period_hours=spec.validity_hours,
+                allowed_uses=list(spec.usages),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.certs[generation] = cert.cert_pem
+            self.keys[generation] = pulumi.Output.secret(key.private_key_pem)
+        self.register_outputs({"certPems": {str(g): pem for g, pem in self.certs.items()}})
 
 
 @dataclass(frozen=True)
 class RegionPkiArgs:
     names: RegionNames
-    ca: CaMaterial
+    trust: Trust
     # The load balancer's hostname or IP: it goes into the server certificate's SANs.
     endpoint: pulumi.Input[str]
     kubernetes: KubernetesProvider
@@ -99,7 +134,7 @@ class RegionPki(pulumi.ComponentResource):
         server_cert, server_key = _issue(
             f"{name}-server",
             server_spec(SubjectAltNames((), ())),
-            args.ca,
+            args.trust.issuing,
             child,
             dns_names=sans.apply(lambda s: list(s.dns_names)),
             ip_addresses=sans.apply(lambda s: list(s.ip_addresses)),
@@ -116,19 +151,19 @@ class RegionPki(pulumi.ComponentResource):
         self.ca_secret = Secret(
             f"{name}-ca",
             metadata=ObjectMetaArgs(name=names.ca_secret, namespace=args.namespace),
-            string_data={CA_SECRET_KEY: args.ca.cert_pem},
+            string_data={CA_SECRET_KEY: args.trust.bundle_pem},
             opts=on_cluster,
         )
         self.client_secrets = {}
         for who in IDENTITIES:
-            cert, key = _issue(f"{name}-{who.name}", client_spec(who), args.ca, child)
+            cert, key = _issue(f"{name}-{who.name}", client_spec(who), args.trust.issuing, child)
             self.client_secrets[who.name] = _tls_secret(
                 f"{name}-{who.name}",
                 secret_name=names.client_tls_secret(who.name),
                 namespace=args.namespace,
                 cert=cert,
                 key=key,
-                ca=args.ca.cert_pem,
+                ca=args.trust.bundle_pem,
                 opts=on_cluster,
             )
             if who.name == "admin":

@@ -193,9 +193,21 @@ class AppConfig(_Model):
 
 
 class PkiConfig(_Model):
-    """Who owns the supercluster's CA: that stack creates it, every other stack reads it."""
+    """Who owns the supercluster's CA (that stack creates it, every other stack reads it), and
+    which CA generations are trusted and which one signs: a CA rotation is three rounds of
+    `pulumi up` over the stacks, [1] -> [1, 2] (trust) -> issuing 2 (issue) -> [2] (retire)."""
 
     ca_stack: StackRef = "east"
+    ca_generations: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=2
+    )
+    issuing_generation: Annotated[int, Field(ge=1)] | None = None
+
+    @property
+    def issuing(self) -> int:
+        """The generation that signs this region's certificates: by default the oldest
+        trusted one (so trusting a new CA changes no certificate until asked to)."""
+        return self.issuing_generation or min(self.ca_generations)
 
 
 class RawStackConfig(_Model):

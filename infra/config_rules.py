@@ -87,6 +87,7 @@ def cross_check(cfg: RawStackConfig, stack: str, today: date) -> list[ConfigIssu
         if key.lower().startswith(("aws:", "azure", "microsoft", "windows")):
             add(ConfigIssue(f"tags.{key}", "uses a prefix reserved by the cloud provider"))
 
+    issues += _check_pki(cfg)
     issues += _check_jetstream(cfg.jetstream, cfg.nats, cfg.cluster_name or stack)
     if cfg.app.enabled and cfg.app.image is None:
         add(
@@ -160,6 +161,31 @@ def config_warnings(cfg: RawStackConfig, today: date) -> list[str]:
 def region_has_zones(cloud: Cloud, region: str) -> bool:
     """AWS regions all have zones; Azure's are listed (infra.cloud_facts)."""
     return cloud == "aws" or region in AZURE_ZONAL_REGIONS
+
+
+def _check_pki(cfg: RawStackConfig) -> list[ConfigIssue]:
+    pki = cfg.pki
+    issues = []
+    if pki.ca_generations != sorted(set(pki.ca_generations)):
+        issues.append(
+            ConfigIssue(
+                "pki.caGenerations",
+                "must list one or two CA generations, oldest first, without repeats "
+                "(a rotation: [1] -> [1, 2] -> [2])",
+                pki.ca_generations,
+                has_value=True,
+            )
+        )
+    if pki.issuing_generation is not None and pki.issuing_generation not in pki.ca_generations:
+        issues.append(
+            ConfigIssue(
+                "pki.issuingGeneration",
+                f"must be one of the trusted pki.caGenerations {pki.ca_generations}",
+                pki.issuing_generation,
+                has_value=True,
+            )
+        )
+    return issues
 
 
 def _cloud_of(block: str) -> Cloud:

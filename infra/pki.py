@@ -40,9 +40,11 @@ class CertSpec:
     organizational_unit: str | None = None
 
 
-def ca_spec(project: str) -> CertSpec:
+def ca_spec(project: str, generation: int = 1) -> CertSpec:
+    """Each CA generation has its own subject, so a bundle of two (a rotation) never leaves a
+    verifier to guess which one issued a certificate."""
     return CertSpec(
-        common_name=f"{project} CA",
+        common_name=f"{project} CA {generation}",
         organization=CERT_ORGANIZATION,
         usages=CA_USAGES,
         validity_hours=CA_VALIDITY_HOURS,

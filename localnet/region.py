@@ -173,24 +173,35 @@ class LocalRegion:
         return self.spec.names.cluster
 
     def write(self) -> None:
-        names = self.spec.names
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "ca.crt").write_bytes(self.ca.cert_pem)
-        sans = server_sans(
-            names.service, names.headless_service, names.namespace, self.spec.endpoint
-        )
-        server = issue(server_spec(sans), self.ca)
-        (self.workdir / "server.crt").write_bytes(server.cert_pem)
-        _write_private(self.workdir / "server.key", server.key_pem)
-        for who in IDENTITIES:
-            client = issue(client_spec(who), self.ca)
-            (self.workdir / f"{who.name}.crt").write_bytes(client.cert_pem)
-            _write_private(self.workdir / f"{who.name}.key", client.key_pem)
+        self.trust([self.ca])
+        self.issue_certificates(self.ca)
         (self.workdir / "hosts").write_text(
             "".join(f"{address} {name}\n" for name, address in sorted(self.hosts.items()))
         )
         self.ports = [ServerPorts.allocate() for _ in range(self.spec.replicas)]
         self.write_conf(render_nats_conf(chart_values(self.spec)))
+
+    def trust(self, cas: list[Issued]) -> None:
+        """The CA bundle the servers and this region's clients verify peers with (the chart's
+        CA Secret and each client Secret's ca.crt); servers take it in on their next reload."""
+        _replace(self.workdir / "ca.crt", b"".join(ca.cert_pem for ca in cas))
+
+    def issue_certificates(self, ca: Issued) -> None:
+        """The server certificate and every identity's client certificate, signed by `ca`, in
+        place of the files the servers and clients use (servers on reload, clients on their
+        next look at the files)."""
+        names = self.spec.names
+        sans = server_sans(
+            names.service, names.headless_service, names.namespace, self.spec.endpoint
+        )
+        server = issue(server_spec(sans), ca)
+        _replace(self.workdir / "server.key", server.key_pem, private=True)
+        _replace(self.workdir / "server.crt", server.cert_pem)
+        for who in IDENTITIES:
+            client = issue(client_spec(who), ca)
+            _replace(self.workdir / f"{who.name}.key", client.key_pem, private=True)
+            _replace(self.workdir / f"{who.name}.crt", client.cert_pem)
 
     def write_conf(self, conf: dict[str, Any]) -> None:
         """Each server's nats.conf from the chart's rendering `conf` (what the ConfigMap would
@@ -369,6 +380,9 @@ def _private_mounts() -> list[str]:
     return ["unshare", "--user", "--map-root-user", "--mount"]
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+def _replace(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Whole or not at all, as Kubernetes swaps a Secret's files: a reader never sees half."""
+    fresh = path.with_name(f".{path.name}.new")
+    fresh.write_bytes(data)
+    fresh.chmod(0o600 if private else 0o644)
+    fresh.replace(path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import ssl
+import logging
 import threading
 import time
 import uuid
@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from localnet.region import LocalRegion
 from services.calculator import subject
 from services.requester import RETRYABLE, Summary, answer_subject, plan, with_retries
+from services.tls_files import TlsFiles
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Traffic:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self._error: BaseException | None = None
+        self._follow: asyncio.Task[None] | None = None
 
     def start(self) -> Traffic:
         self._thread.start()
@@ -77,9 +79,14 @@ class Traffic:
         return self.summary
 
     async def _connect(self) -> Client:
+        """As the requester connects (services.connect): its files followed, so a rotation's
+        new certificate or CA bundle reaches this client without a new connection."""
         cert, key, ca = self.region.client_files("requester")
-        context = ssl.create_default_context(cafile=str(ca))
-        context.load_cert_chain(str(cert), str(key))
+        tls = TlsFiles(cert, key, ca)
+        self._follow = asyncio.get_running_loop().create_task(
+            tls.follow(logging.getLogger("traffic"), every=0.5)
+        )
+        context = tls.context
         client = Client()
 
         async def disconnected() -> None:
@@ -113,6 +120,8 @@ class Traffic:
             self._error = error
         finally:
             self.summary.seconds = time.monotonic() - started
+            if self._follow is not None:
+                self._follow.cancel()
             await client.close()
 
     async def _worker(self, client: Client, counter: itertools.count[int]) -> None:

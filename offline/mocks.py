@@ -402,7 +402,7 @@ _STATE: dict[str, Any] = {
     ),
 }
 # Outputs a stack marks secret; a StackReference hands them on as secrets.
-_SECRET_STACK_OUTPUTS = {"kubeconfig", "caKey", "natsContext"}
+_SECRET_STACK_OUTPUTS = {"kubeconfig", "caKeys", "natsContext"}
 
 
 @dataclass

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 
 from nats.aio.client import Client
 
 from services.health import heartbeat
 from services.settings import NatsSettings
-
-
-def tls_context(settings: NatsSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(settings.ca_file))
-    context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
-    return context
+from services.tls_files import TlsFiles
 
 
 async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
     """Reconnects forever: a service outlives server restarts and gateway blips. While
     connected it keeps its liveness file fresh for the Kubernetes probe (services.health)."""
     client = Client()
+    tls = TlsFiles(settings.cert_file, settings.key_file, settings.ca_file)
 
     async def on_error(error: Exception) -> None:
         logger.warning("nats error", extra={"fields": {"error": str(error)}})
@@ -34,7 +29,7 @@ async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
 
     await client.connect(
         servers=[settings.url],
-        tls=tls_context(settings),
+        tls=tls.context,
         tls_hostname=settings.tls_hostname,
         inbox_prefix=f"_INBOX.{settings.identity}".encode(),
         name=f"{settings.identity}@{settings.region}",
@@ -44,9 +39,11 @@ async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
     )
-    _beats.add(asyncio.get_running_loop().create_task(heartbeat(client, settings.health_file)))
+    loop = asyncio.get_running_loop()
+    _tasks.add(loop.create_task(heartbeat(client, settings.health_file)))
+    _tasks.add(loop.create_task(tls.follow(logger)))
     return client
 
 
-# Strong references to the heartbeat tasks (the loop keeps only weak ones).
-_beats: set[asyncio.Task[None]] = set()
+# Strong references to the services' background tasks (the loop keeps only weak ones).
+_tasks: set[asyncio.Task[None]] = set()

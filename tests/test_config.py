@@ -304,6 +304,24 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
         "container image reference",
     ),
     ("reserved tag prefix", with_(AWS, tags={"aws:owner": "me"}), "tags.aws:owner", "reserved"),
+    (
+        "ca generations out of order",
+        with_(AWS, pki={"caGenerations": [2, 1]}),
+        "pki.caGenerations",
+        "oldest first",
+    ),
+    (
+        "three ca generations",
+        with_(AWS, pki={"caGenerations": [1, 2, 3]}),
+        "pki.caGenerations",
+        "at most 2",
+    ),
+    (
+        "issuing ca not trusted",
+        with_(AWS, pki={"caGenerations": [1, 2], "issuingGeneration": 3}),
+        "pki.issuingGeneration",
+        "[1, 2]",
+    ),
 ]
 
 

@@ -193,7 +193,7 @@ def test_kubeconfig_is_secret_everywhere_and_points_at_the_cluster(east: Evaluat
     assert json.loads(output.value) == kubeconfig
     assert {k for k, v in east.outputs.items() if v.secret} == {
         "kubeconfig",
-        "caKey",
+        "caKeys",
         "natsContext",
     }
     assert east.outputs["region"].value == "us-east-1"

@@ -214,8 +214,9 @@ def test_one_ca_signs_both_regions(east: Evaluation, west: Evaluation) -> None:
 
 
 def test_ca_key_and_private_keys_stay_secret(east: Evaluation, west: Evaluation) -> None:
-    assert east.outputs["caKey"].secret
-    assert "caKey" not in west.outputs
+    assert east.outputs["caKeys"].secret
+    assert "caKeys" not in west.outputs
+    assert "caCerts" not in west.outputs
     for ev in (east, west):
         for signed in ev.of_type(SIGNED):
             assert "caPrivateKeyPem" in signed.secret_inputs()
@@ -267,7 +268,9 @@ def test_a_peer_with_the_same_cluster_name_is_an_error(east: Evaluation) -> None
 def test_west_needs_the_ca_stack_deployed_first(east: Evaluation) -> None:
     outputs = {
         "organization/nats-supercluster/east": {
-            k: v for k, v in east.output_values().items() if k not in ("caCert", "caKey")
+            k: v
+            for k, v in east.output_values().items()
+            if k not in ("caCert", "caCerts", "caKeys")
         }
     }
     with pytest.raises(Exception, match="deploy it first"):

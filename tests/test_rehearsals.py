@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localnet.rehearsals import add_region, scale, upgrade
+from localnet.rehearsals import add_region, rotate, scale, upgrade
 
 
 def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:
@@ -31,3 +31,8 @@ def test_a_rolling_upgrade_of_one_region(tmp_path: Path) -> None:
     report = upgrade.rehearse(tmp_path, lambda _line: None, regions=("east",))
     assert report.held, report.render()
     assert f"before: ['{upgrade.previous_release()}']" in report.lines[0]
+
+
+def test_rotating_certificates_and_the_ca(tmp_path: Path) -> None:
+    report = rotate.rehearse(tmp_path, lambda _line: None)
+    assert report.held, report.render()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import ssl
 import time
 from pathlib import Path
 
@@ -12,11 +14,15 @@ import nats.errors
 import nats.js.errors
 import pytest
 
+from infra.identities import identity
+from infra.pki import ca_spec, client_spec
+from localnet.pki import issue, issue_ca
 from services.calculator import Refusal, Unanswerable, calculate, reply
 from services.health import fresh
 from services.recorder import Answer, Poison, Sqlite, parse
 from services.requester import Summary, answer_subject, plan, with_retries
 from services.settings import NatsSettings, RecorderSettings, RequesterSettings, SettingsError
+from services.tls_files import TlsFiles
 
 
 @pytest.mark.parametrize(
@@ -246,3 +252,25 @@ async def test_other_failures_are_not_retried() -> None:
     with pytest.raises(nats.js.errors.BadRequestError):
         await with_retries(5, Summary(), refused)
     assert calls == [1]
+
+
+def test_tls_files_are_taken_in_when_they_change(tmp_path: Path) -> None:
+    ca = issue_ca(ca_spec("test"))
+    who = identity("requester")
+    cert, key, bundle = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.crt"
+    first = issue(client_spec(who), ca)
+    bundle.write_bytes(ca.cert_pem)
+    cert.write_bytes(first.cert_pem)
+    key.write_bytes(first.key_pem)
+    files = TlsFiles(cert, key, bundle)
+    assert files.refresh() is False  # nothing changed
+    second = issue(client_spec(who), ca)
+    key.write_bytes(second.key_pem)  # a half-done swap: the key is new, the cert not yet
+    os.utime(key, (time.time() + 5, time.time() + 5))
+    with pytest.raises(ssl.SSLError):
+        files.refresh()
+    cert.write_bytes(second.cert_pem)
+    os.utime(cert, (time.time() + 10, time.time() + 10))
+    assert files.refresh() is True  # retried once both are there
+    assert files.reloads == 1
+    assert files.refresh() is False
