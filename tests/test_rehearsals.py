@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localnet.rehearsals import add_region, rotate, scale, upgrade
+from localnet.rehearsals import add_region, reload, rotate, scale, upgrade
 
 
 def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:
@@ -36,3 +36,9 @@ def test_a_rolling_upgrade_of_one_region(tmp_path: Path) -> None:
 def test_rotating_certificates_and_the_ca(tmp_path: Path) -> None:
     report = rotate.rehearse(tmp_path, lambda _line: None)
     assert report.held, report.render()
+
+
+def test_reloading_what_reloads_and_restarting_only_for_the_rest(tmp_path: Path) -> None:
+    report = reload.rehearse(tmp_path, lambda _line: None)
+    assert report.held, report.render()
+    assert "the lame duck duration: refused by reload" in "\n".join(report.lines)

@@ -5,7 +5,6 @@ every pod would restart a JetStream region for nothing)."""
 
 from __future__ import annotations
 
-import copy
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -14,10 +13,10 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from infra.nats_conf import restart_fingerprint
 from infra.pki import server_sans, server_spec
 from localnet.pki import issue
 from localnet.region import LocalRegion
+from localnet.rehearsals.reload import CHANGES, apply
 from localnet.supercluster import RegionPlan, plan_supercluster
 
 Change = Callable[[dict[str, Any]], None]
@@ -35,58 +34,16 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegion]:
     east.stop()
 
 
-def _grant(conf: dict[str, Any]) -> None:
-    requester = next(
-        u for u in conf["accounts"]["SERVICES"]["users"] if u["user"].startswith("CN=requester")
-    )
-    requester["permissions"]["publish"]["allow"].append("math.extra.>")
-
-
-def _route(conf: dict[str, Any]) -> None:
-    conf["cluster"]["routes"].append("tls://east-3.east-headless:6222")
-
-
-def _peer(conf: dict[str, Any]) -> None:
-    conf["gateway"]["gateways"].append({"name": "central", "urls": ["tls://central.test:7222"]})
-
-
-def _advertise(conf: dict[str, Any]) -> None:
-    conf["gateway"]["advertise"] = "a-new-load-balancer.test:7222"
-
-
-def _lame_duck(conf: dict[str, Any]) -> None:
-    conf["lame_duck_duration"] = "45s"
-
-
-# (change, whether a restart is expected to be needed)
-CHANGES: dict[str, tuple[Change, bool]] = {
-    "a user's permissions": (_grant, False),
-    "a route to a new server (scaling)": (_route, False),
-    "a gateway peer listed": (_peer, True),
-    "the advertised gateway address (a new load balancer)": (_advertise, True),
-    "the lame duck duration": (_lame_duck, True),
-}
-
-
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_the_restart_fingerprint_changes_exactly_when_a_reload_cannot_apply(
     region: LocalRegion, change: str
 ) -> None:
-    applied = region.conf
-    edit, restart = CHANGES[change]
-    changed = copy.deepcopy(applied)
-    edit(changed)
-    region.write_conf(changed)
-    errors = [region.reload(i) for i in range(region.spec.replicas)]
-    try:
-        assert (restart_fingerprint(changed) != restart_fingerprint(applied)) is restart
-        if restart:
-            assert all(e and "config reload not supported" in e for e in errors), errors
-        else:
-            assert errors == [None] * region.spec.replicas
-    finally:
-        region.write_conf(applied)
-        assert [region.reload(i) for i in range(region.spec.replicas)] == [None] * 3
+    edit, reloadable = CHANGES[change]
+    moved, reloaded, errors = apply(region, edit)
+    assert reloaded is reloadable, errors
+    assert moved is not reloadable
+    if not reloadable:
+        assert all(e and "config reload not supported" in e for e in errors), errors
 
 
 def test_certificates_are_reloaded_without_a_restart(region: LocalRegion) -> None:

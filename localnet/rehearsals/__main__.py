@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from localnet.processes import run_exclusively
-from localnet.rehearsals import add_region, rotate, scale, upgrade
+from localnet.rehearsals import add_region, reload, rotate, scale, upgrade
 from localnet.rehearsals.common import Report, Say
 from offline.stack_files import PROJECT_DIR
 
@@ -19,6 +19,7 @@ REHEARSALS: dict[str, tuple[Callable[[Path, Say], Report], str]] = {
         add_region.rehearse,
         "central joins east and west at run time; then each region cut off in turn",
     ),
+    "reload": (reload.rehearse, "each kind of configuration change: reloaded live or not"),
     "rotate": (rotate.rehearse, "server and client certificates, then the CA in three stages"),
     "scale": (scale.rehearse, "east from 3 to 5 servers and back to 3"),
     "upgrade": (
