@@ -3,6 +3,7 @@
 import pulumi
 
 from components.cluster import build_cluster
+from components.control import RegionControl, RegionControlArgs
 from components.jetstream import JetStreamArgs, JetStreamResources
 from components.nats_region import NatsRegion, NatsRegionArgs
 from components.peers import PeerStacks
@@ -34,6 +35,17 @@ jetstream = JetStreamResources(
         after=[region.release],
     ),
 )
+
+if config.app.image is not None:  # the control service runs from the services image
+    RegionControl(
+        f"{name}-control",
+        RegionControlArgs(
+            config=config,
+            image=config.app.image,
+            kubernetes=platform.provider,
+            after=[region.release, region.runtime_config, region.pki.client_secrets["control"]],
+        ),
+    )
 
 if config.app.enabled:
     Application(

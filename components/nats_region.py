@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_kubernetes.core.v1 import Namespace
+from pulumi_kubernetes.core.v1 import ConfigMap, Namespace
 from pulumi_kubernetes.helm.v3 import Release, ReleaseArgs, RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
@@ -15,6 +15,7 @@ from components.meta_peers import MetaPeers, MetaPeersArgs
 from components.pki import RegionPki, RegionPkiArgs, Trust
 from components.platform import KubernetesPlatform
 from infra.config import StackConfig
+from infra.control_plane import runtime_config_map
 from infra.nats_values import (
     NATS_CHART,
     NATS_CHART_REPO,
@@ -47,6 +48,7 @@ class NatsRegion(pulumi.ComponentResource):
     gateway_url: pulumi.Output[str]
     pki: RegionPki
     release: Release
+    runtime_config: ConfigMap
 
     def __init__(
         self, name: str, args: NatsRegionArgs, opts: pulumi.ResourceOptions | None = None
@@ -106,6 +108,17 @@ class NatsRegion(pulumi.ComponentResource):
                 )
             )
 
+        # The runtime configuration the servers include: made here once, then the control
+        # service's; its data is never reverted by a later `pulumi up`.
+        runtime = runtime_config_map(names)
+        self.runtime_config = ConfigMap(
+            f"{name}-runtime",
+            metadata=ObjectMetaArgs(name=runtime["metadata"]["name"], namespace=namespace_name),
+            data=runtime["data"],
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster, pulumi.ResourceOptions(ignore_changes=["data"])
+            ),
+        )
         self.release = Release(
             f"{name}-release",
             ReleaseArgs(
@@ -128,6 +141,7 @@ class NatsRegion(pulumi.ComponentResource):
                     public.service,
                     self.pki.server_secret,
                     self.pki.ca_secret,
+                    self.runtime_config,
                     *platform.workload_dependencies,
                 ],
             ),

@@ -43,6 +43,11 @@ SERVER_COMMON_NAME = "nats-server"
 SERVER_UNIT = "server"
 SERVER_SUBJECT_DN = f"CN={SERVER_COMMON_NAME},OU={SERVER_UNIT},O={CERT_ORGANIZATION}"
 
+# The control service's endpoints (services/control.py): <prefix>.<cluster>.<endpoint>.
+CONTROL_PREFIX = "supercluster"
+CONTROL_READS = ("status", "config.get")
+CONTROL_WRITES = ("config.put",)
+
 # Request subjects of the calculators (seed 001's services): math.numbers.<op>.
 MATH_SUBJECTS = "math.numbers.*"
 MATH_OPERATIONS = ("add", "subtract", "multiply", "divide")
@@ -84,6 +89,9 @@ class ServiceExport:
     exporter: str
     importer: str
     response_type: Literal["singleton", "stream"] = "singleton"
+    # The importer shares who calls (`share`): the exporter's service then sees the caller's
+    # account and user in the Nats-Request-Info header (the control service's audit record).
+    share_caller: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,13 @@ SERVICE_EXPORTS = (
     ServiceExport(f"$JS.ACK.{ANSWERS_STREAM}.{RECORDER_CONSUMER}.>", APP_ACCOUNT, RECORDER_ACCOUNT),
     # Service discovery ($SRV.PING/INFO/STATS) of the calculators, for the admin.
     ServiceExport("$SRV.>", SERVICES_ACCOUNT, APP_ACCOUNT, "stream"),
+    # The control service runs in the system account; the admin calls it from APP.
+    *(
+        ServiceExport(
+            f"{CONTROL_PREFIX}.*.{endpoint}", SYSTEM_ACCOUNT, APP_ACCOUNT, share_caller=True
+        )
+        for endpoint in (*CONTROL_READS, *CONTROL_WRITES)
+    ),
 )
 # Where a reply to an imported request goes in the exporting account (nats-server's reserved
 # response prefix); it leads back to the importer's own reply subject.
@@ -152,17 +167,26 @@ IDENTITIES: tuple[Identity, ...] = (
     Identity(
         name="system",
         account=SYSTEM_ACCOUNT,
-        publish=_MONITORING,
+        publish=(*_MONITORING, *(f"{CONTROL_PREFIX}.*.{e}" for e in CONTROL_READS)),
         subscribe=(_inbox("system"), "$SYS.SERVER.>", "$SYS.ACCOUNT.>"),
-        description="monitoring: the servers' read-only requests and events in $SYS",
+        description="monitoring: the servers' read-only requests and events in $SYS, and the "
+        "control service's status and config.get",
     ),
     Identity(
         name="control",
         account=SYSTEM_ACCOUNT,
-        publish=(*_MONITORING, "$SYS.REQ.SERVER.*.RELOAD", "$JS.API.SERVER.REMOVE"),
-        subscribe=(_inbox("control"),),
+        publish=(
+            *_MONITORING,
+            "$SYS.REQ.SERVER.*.RELOAD",
+            "$JS.API.SERVER.REMOVE",
+            # The control service's answers: to the system identity, and through the import
+            # mappings to the admin.
+            _inbox("system"),
+            IMPORT_REPLIES,
+        ),
+        subscribe=(_inbox("control"), f"{CONTROL_PREFIX}.>", "$SRV.>"),
         description="operations: reload the servers' configuration, remove departed JetStream "
-        "peers, read the servers' state",
+        "peers, read the servers' state; the control service's identity",
     ),
     Identity(
         name="calculator",
@@ -219,9 +243,12 @@ def accounts_block(identities: tuple[Identity, ...] = IDENTITIES) -> dict[str, A
         if export.response_type != "singleton":
             entry["response_type"] = export.response_type
         accounts[export.exporter].setdefault("exports", []).append(entry)
-        accounts[export.importer].setdefault("imports", []).append(
-            {"service": {"account": export.exporter, "subject": export.subject}}
-        )
+        imported: dict[str, Any] = {
+            "service": {"account": export.exporter, "subject": export.subject}
+        }
+        if export.share_caller:
+            imported["share"] = True
+        accounts[export.importer].setdefault("imports", []).append(imported)
     for who in identities:
         user: dict[str, Any] = {"user": who.subject_dn}
         permissions = permissions_block(who)

@@ -13,9 +13,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from typing import Any
 
 SERVER_NAME_VARIABLE = "$SERVER_NAME"
+# A values key ending in `$include` becomes an `include <file>;` directive where it stands (the
+# chart's nats.formatConfig); "zz" sorts it last in its block, after what it may replace.
+INCLUDE_KEY = "zz$include"
 
 # The chart's defaults (values.yaml of the pinned chart) for what chart_values leaves unset.
 _PORTS = {"nats": 4222, "cluster": 6222, "gateway": 7222, "monitor": 8222}
@@ -105,8 +109,10 @@ def _merged(base: dict[str, Any], patch: dict[str, Any] | None) -> dict[str, Any
 
 
 def to_nats_conf_text(conf: dict[str, Any]) -> str:
-    """JSON, with the server-name variable and sizes bare as the chart writes them."""
+    """JSON, with the server-name variable and sizes bare and include keys as directives, as
+    the chart writes them."""
     text = json.dumps(conf, indent=2, sort_keys=True)
+    text = re.sub(rf'"{re.escape(INCLUDE_KEY)}": "(.*)",?', r"include \1;", text)
     text = text.replace(f'"{SERVER_NAME_VARIABLE}"', SERVER_NAME_VARIABLE)
     jetstream = conf.get("jetstream", {})
     size = jetstream.get("max_file_store")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.identities import SERVER_SUBJECT_DN, SYSTEM_ACCOUNT, accounts_block
-from infra.nats_conf import RESTART_ANNOTATION, render_nats_conf, restart_fingerprint
+from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf, restart_fingerprint
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -24,6 +24,12 @@ NATS_CHART_REPO = "https://nats-io.github.io/k8s/helm/charts/"
 NATS_CHART_VERSION = "2.14.2"
 
 CA_SECRET_KEY = "ca.crt"
+# The region's runtime configuration (infra.runtime_config): a ConfigMap mounted beside the
+# chart's /etc/nats-config, its routes file included from nats.conf.
+RUNTIME_VOLUME = "runtime"
+RUNTIME_DIR = "nats-runtime"
+ROUTES_FILE = "routes.conf"
+ROUTES_INCLUDE = f"../{RUNTIME_DIR}/{ROUTES_FILE}"
 # Labels the chart puts on its pods; the program's own LoadBalancer Service selects them.
 CHART_NAME_LABEL = "app.kubernetes.io/name"
 CHART_INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -75,6 +81,11 @@ class RegionNames:
     @property
     def ca_secret(self) -> str:
         return "nats-ca"
+
+    @property
+    def runtime_config_map(self) -> str:
+        """The ConfigMap holding the region's runtime configuration (infra.runtime_config)."""
+        return f"{self.cluster}-runtime"
 
     def client_tls_secret(self, identity: str) -> str:
         return f"nats-client-{identity}"
@@ -152,6 +163,9 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
     # subject, so no client certificate of the same CA opens a route or a gateway.
     peers_only = {"tls": {**server_tls, "merge": {"verify_and_map": True}}}
     server_identity = {"authorization": {"user": SERVER_SUBJECT_DN}}
+    # The runtime routes file, last in the cluster block so that its `routes`, when an operator
+    # set them through the control service, replace the release's own.
+    runtime_routes = {INCLUDE_KEY: ROUTES_INCLUDE}
     values: dict[str, Any] = {
         "fullnameOverride": names.cluster,
         "config": {
@@ -160,7 +174,7 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
                 "enabled": True,
                 "replicas": spec.replicas,
                 **peers_only,
-                "merge": server_identity,
+                "merge": {**server_identity, **runtime_routes},
             },
             "gateway": {
                 "enabled": True,
@@ -188,12 +202,29 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
             },
             # GOMEMLIMIT keeps the Go heap under the container limit instead of being OOM-killed.
             "env": {"GOMEMLIMIT": _go_mem_limit(spec.resources.memory)},
+            "patch": [
+                {
+                    "op": "add",
+                    "path": "/volumeMounts/-",
+                    "value": {"name": RUNTIME_VOLUME, "mountPath": f"/etc/{RUNTIME_DIR}"},
+                }
+            ],
         },
         "podTemplate": {
             # Reloadable changes are reloaded by the chart's config reloader without a restart;
             # the pods roll only when the restart fingerprint (added below) changes.
             "configChecksumAnnotation": False,
             "topologySpreadConstraints": _spread(spec.zonal),
+            "patch": [
+                {
+                    "op": "add",
+                    "path": "/spec/volumes/-",
+                    "value": {
+                        "name": RUNTIME_VOLUME,
+                        "configMap": {"name": names.runtime_config_map},
+                    },
+                }
+            ],
         },
         "podDisruptionBudget": {"enabled": True},
         "service": {"enabled": True},

@@ -61,7 +61,7 @@ def in_cluster_url(names: RegionNames) -> str:
     return f"tls://{names.service}.{names.namespace}.svc:{CLIENT_PORT}"
 
 
-def _labels(app: str, region: str) -> dict[str, str]:
+def app_labels(app: str, region: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": app,
         "app.kubernetes.io/part-of": "nats-supercluster",
@@ -120,7 +120,7 @@ class Program:
     probed: bool = True
 
 
-def _service_pod(
+def service_pod(
     names: RegionNames, program: Program, image: str, region: str, labels: dict[str, str]
 ) -> dict[str, Any]:
     identity, args, env, probed = program.identity, program.args, program.env, program.probed
@@ -160,7 +160,7 @@ def _service_pod(
 def calculator_deployment(
     app: AppNames, operation: str, image: str, replicas: int, region: str
 ) -> dict[str, Any]:
-    labels = {**_labels(app.calculator(operation), region), "nats.io/operation": operation}
+    labels = {**app_labels(app.calculator(operation), region), "nats.io/operation": operation}
     return {
         "metadata": {
             "name": app.calculator(operation),
@@ -171,7 +171,7 @@ def calculator_deployment(
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": _service_pod(
+            "template": service_pod(
                 app.names,
                 Program("calculator", ["calculator"], [{"name": "OPERATION", "value": operation}]),
                 image,
@@ -185,7 +185,7 @@ def calculator_deployment(
 def requester_job(
     app: AppNames, image: str, requests: int, concurrency: int, region: str
 ) -> dict[str, Any]:
-    labels = _labels(app.requester, region)
+    labels = app_labels(app.requester, region)
     program = Program(
         "requester",
         ["requester"],
@@ -195,7 +195,7 @@ def requester_job(
         ],
         probed=False,
     )
-    pod = _service_pod(app.names, program, image, region, labels)
+    pod = service_pod(app.names, program, image, region, labels)
     pod["spec"]["restartPolicy"] = "Never"
     return {
         "metadata": {"namespace": app.namespace, "labels": labels},
@@ -204,7 +204,7 @@ def requester_job(
 
 
 def recorder_deployment(app: AppNames, image: str, region: str) -> dict[str, Any]:
-    labels = _labels(app.recorder, region)
+    labels = app_labels(app.recorder, region)
     secret = app.database_secret
     env: list[dict[str, Any]] = [
         {"name": "DB_HOST", "value": f"{app.database}.{app.namespace}.svc"},
@@ -221,7 +221,7 @@ def recorder_deployment(app: AppNames, image: str, region: str) -> dict[str, Any
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": labels},
-            "template": _service_pod(
+            "template": service_pod(
                 app.names, Program("recorder", ["recorder"], env), image, region, labels
             ),
         },
@@ -233,7 +233,7 @@ def database_statefulset(
 ) -> dict[str, Any]:
     """The official MySQL image with a PVC; credentials from the generated Secret.
     `storage_class` is a name, or a value of the caller's that resolves to one."""
-    labels = _labels(app.database, region)
+    labels = app_labels(app.database, region)
     secret = app.database_secret
 
     def from_secret(key: str) -> dict[str, Any]:
@@ -296,7 +296,7 @@ def database_statefulset(
 
 
 def database_service(app: AppNames, region: str) -> dict[str, Any]:
-    labels = _labels(app.database, region)
+    labels = app_labels(app.database, region)
     return {
         "metadata": {"name": app.database, "namespace": app.namespace, "labels": labels},
         "spec": {

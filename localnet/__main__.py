@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localnet.control import ENDPOINTS
+from localnet.control import run as control_run
 from localnet.demo import DEFAULT_STATE_DIR, DemoOptions, Supercluster, stop_leftovers
 from localnet.processes import Record, in_use, run_exclusively, stop_all
 
@@ -143,9 +145,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     stop = commands.add_parser("down", help="stop what an earlier up left running")
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    control = commands.add_parser(
+        "control", help="a region's control service: status, get, put (of a kept-running demo)"
+    )
+    control.add_argument("endpoint", choices=sorted(ENDPOINTS))
+    control.add_argument("--region", default="east")
+    control.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    control.add_argument("--routes", nargs="*", metavar="URL", help="put: the region's routes")
+    control.add_argument(
+        "--clear", action="store_true", help="put: back to the release's own routes"
+    )
+    control.add_argument("--force", action="store_true", help="put: allow an empty route list")
     args = parser.parse_args(argv)
     if args.command == "down":
         return down(args.state_dir)
+    if args.command == "control":
+        body = None
+        if args.endpoint == "put":
+            if args.clear == (args.routes is not None):
+                parser.error("put needs --routes URL... or --clear")
+            routes = None if args.clear else list(args.routes)
+            body = {"routes": routes, **({"force": True} if args.force else {})}
+        return control_run(args.state_dir, args.region, args.endpoint, body)
     if args.requests < 1 or args.rtt_ms < 0:
         parser.error("--requests must be at least 1 and --rtt-ms not negative")
     if args.port_base is not None and not 1024 <= args.port_base <= 65000:

@@ -8,6 +8,7 @@ regions, a requester in each, the recorder into MySQL (if given) or an embedded 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+
 from components.jetstream import JetStreamProvider
 from infra.identities import MATH_OPERATIONS
 from infra.jetstream import JetStreamConfig, declared_objects
+from localnet.control import REGIONS_FILE
 from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
 from localnet.region import LocalRegion, use_ports_from
@@ -110,6 +114,7 @@ class Supercluster:
         for name in options.start or tuple(self.planned):
             self._start_servers(name)
         self._wait_for_mesh()
+        self._write_regions()
         self.say(
             f"gateways meshed ({self._gateway_lists()}); "
             f"{options.rtt_ms:g} ms round trip between the regions"
@@ -117,18 +122,23 @@ class Supercluster:
         self._create_jetstream()
         for name in self.regions:
             self._start_calculators(name)
+            self._start_control(name)
         if options.recorder:
             first = self.first
             self._start(f"recorder-{first.name}", "recorder", first, self._database_env())
         self._wait_for_calculators()
-        self.say("calculators serving; recorder draining answers")
+        for name in self.regions:
+            self._wait_for_control(name)
+        self.say("calculators and control services serving; recorder draining answers")
 
     def start_region(self, name: str) -> None:
         """A region joining a running supercluster (`pulumi up` of a new stack)."""
         self._start_servers(name)
         self._wait_for_mesh()
         self._start_calculators(name)
+        self._start_control(name)
         self._wait_for_calculators()
+        self._wait_for_control(name)
 
     def _start_servers(self, name: str) -> None:
         region = self.planned[name]
@@ -150,6 +160,49 @@ class Supercluster:
                 self.regions[name],
                 {"OPERATION": operation},
             )
+
+    def _write_regions(self) -> None:
+        """Each region's load balancer and admin files, for `./dev control`."""
+        regions = {}
+        for name, region in self.planned.items():
+            cert, key, ca = region.client_files("admin")
+            regions[name] = {
+                "url": f"tls://{region.lb_address}:{region.lb_client_port}",
+                "tls_hostname": region.spec.endpoint,
+                "cert": str(cert),
+                "key": str(key),
+                "ca": str(ca),
+            }
+        (self.options.state_dir / REGIONS_FILE).write_text(json.dumps(regions, indent=2))
+
+    def _start_control(self, name: str) -> None:
+        """The region's control service, on the region's runtime directory (the ConfigMap in
+        the clouds); it asks the servers to reload, as the chart's reloader would."""
+        region = self.regions[name]
+        self._start(
+            f"control-{name}",
+            "control",
+            region,
+            {"CLUSTER": name, "RUNTIME_STORE": f"file:{region.runtime_dir}", "RELOAD": "request"},
+        )
+
+    def _wait_for_control(self, name: str, timeout: float = 30) -> None:
+        """Until the region's control service answers the admin (through the import)."""
+        from localnet.control import call, connection_of  # noqa: PLC0415
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ok, _ = asyncio.run(
+                    call(connection_of(self.options.state_dir, name), name, "get", None)
+                )
+                if ok:
+                    return
+            except nats.errors.NoRespondersError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the control service of {name} did not answer")
+            time.sleep(0.2)
 
     def _gateway_lists(self) -> str:
         return "; ".join(

@@ -26,7 +26,7 @@ from typing import Any
 
 from infra.identities import IDENTITIES
 from infra.nats_conf import render_nats_conf, to_nats_conf_text
-from infra.nats_values import RegionSpec, chart_values, host_port
+from infra.nats_values import ROUTES_FILE, RUNTIME_DIR, RegionSpec, chart_values, host_port
 from infra.pki import client_spec, server_sans, server_spec
 from localnet.pki import Issued, issue
 from localnet.processes import stop_with_parent
@@ -172,8 +172,16 @@ class LocalRegion:
     def name(self) -> str:
         return self.spec.names.cluster
 
+    @property
+    def runtime_dir(self) -> Path:
+        """The region's runtime configuration (the ConfigMap in the clouds), which each
+        server's nats.conf includes from `../nats-runtime/`."""
+        return self.workdir / RUNTIME_DIR
+
     def write(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir.mkdir(exist_ok=True)
+        (self.runtime_dir / ROUTES_FILE).touch()
         self.trust([self.ca])
         self.issue_certificates(self.ca)
         (self.workdir / "hosts").write_text(

@@ -10,13 +10,14 @@ from services import logs
 from services.connect import connect
 from services.settings import (
     CalculatorSettings,
+    ControlSettings,
     NatsSettings,
     RecorderSettings,
     RequesterSettings,
     SettingsError,
 )
 
-USAGE = "usage: python -m services calculator|requester|recorder"
+USAGE = "usage: python -m services calculator|requester|recorder|control"
 
 
 async def _requester() -> int:
@@ -57,8 +58,20 @@ async def _calculator() -> int:
     return 0
 
 
+async def _control() -> int:
+    from services.control import serve  # noqa: PLC0415
+
+    await serve(NatsSettings.from_env("control"), ControlSettings.from_env())
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    programs = {"calculator": _calculator, "requester": _requester, "recorder": _recorder}
+    programs = {
+        "calculator": _calculator,
+        "requester": _requester,
+        "recorder": _recorder,
+        "control": _control,
+    }
     if len(argv) != 1 or argv[0] not in programs:
         print(USAGE, file=sys.stderr)
         return 2

@@ -143,3 +143,27 @@ class RecorderSettings:
             db_name=_get(env, "DB_NAME", "answers"),
             batch_size=batch_size,
         )
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """CLUSTER: the region's NATS cluster name; RUNTIME_STORE: file:<dir> or
+    configmap:<namespace>/<name>; RELOAD: `request` (the service asks each server to reload)
+    or `reloader` (the chart's reloader does when the ConfigMap reaches the pods)."""
+
+    cluster: str
+    store: str
+    reload: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
+        env = os.environ if env is None else env
+        reload = env.get("RELOAD", "reloader")
+        if reload not in ("request", "reloader"):
+            raise SettingsError(f"RELOAD must be request or reloader, got {reload!r}")
+        store = _get(env, "RUNTIME_STORE")
+        if not store.startswith(("file:", "configmap:")):
+            raise SettingsError(
+                f"RUNTIME_STORE must be file:<dir> or configmap:<namespace>/<name>, got {store!r}"
+            )
+        return cls(cluster=_get(env, "CLUSTER"), store=store, reload=reload)

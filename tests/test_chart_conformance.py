@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.nats_conf import (
+    INCLUDE_KEY,
     RESTART_ANNOTATION,
     render_nats_conf,
     restart_fingerprint,
@@ -31,13 +32,19 @@ def test_rendition_matches_the_real_chart(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CHART_CASES))
-def test_the_pods_carry_only_the_restart_fingerprint(case: str) -> None:
-    """The real chart put the program's restart fingerprint on the pod template, and no
-    checksum of the whole config (which would roll the pods for reloadable changes too)."""
-    golden = json.loads((GOLDEN / f"{case}.pod-annotations.json").read_text())
+def test_the_pods_as_the_real_chart_renders_them(case: str) -> None:
+    """The real chart put the program's restart fingerprint on the pod template (and no
+    checksum of the whole config, which would roll the pods for reloadable changes too),
+    mounted the runtime ConfigMap beside its config, and has the reloader watch its file."""
+    golden = json.loads((GOLDEN / f"{case}.pod.json").read_text())
     values = chart_values(CHART_CASES[case])
-    assert golden == values["podTemplate"]["merge"]["metadata"]["annotations"]
-    assert golden == {RESTART_ANNOTATION: restart_fingerprint(render_nats_conf(values))}
+    assert golden["annotations"] == {
+        RESTART_ANNOTATION: restart_fingerprint(render_nats_conf(values))
+    }
+    assert "runtime" in golden["volumes"]
+    assert "/etc/nats-runtime" in golden["nats_mounts"]
+    assert "/etc/nats-runtime/routes.conf" in golden["reloader_watches"]
+    assert render_nats_conf(values)["cluster"][INCLUDE_KEY] == "../nats-runtime/routes.conf"
 
 
 def test_every_case_has_a_golden_file() -> None:

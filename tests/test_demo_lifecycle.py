@@ -107,8 +107,9 @@ def test_a_signal_to_a_running_demo_stops_everything_it_started(
     demos.append(demo)
     demo.wait_for("running;")
     started = demo.started()
-    # 6 servers, west's 4 calculators (east's were stopped for the failover), the recorder
-    assert len(started) == 11, started
+    # 6 servers, west's 4 calculators (east's were stopped for the failover), the recorder,
+    # the 2 control services
+    assert len(started) == 13, started
     os.kill(demo.process.pid, signum)
     assert demo.finish() == 0  # the report was good; a kept-running demo ends cleanly
     assert _gone(started) == []

@@ -29,6 +29,7 @@ TOP_LEVEL = {
     "nats-supercluster:nats:Region",
     "nats-supercluster:nats:JetStream",
     "nats-supercluster:app:Application",
+    "nats-supercluster:nats:Control",
 }
 
 

@@ -86,6 +86,7 @@ def test_every_resource_sits_under_a_top_level_component(west: Evaluation) -> No
         "nats-supercluster:nats:Region",
         "nats-supercluster:nats:JetStream",
         "nats-supercluster:app:Application",
+        "nats-supercluster:nats:Control",
     }
     for resource in west.resources:
         if resource.type in top_level:

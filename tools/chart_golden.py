@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra.nats_conf import INCLUDE_KEY
 from infra.nats_values import NATS_CHART_VERSION, chart_values
 from tests.chart_cases import CHART_CASES
 
@@ -25,11 +26,27 @@ GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
 
 
 def chart_conf_to_json(text: str) -> dict[str, Any]:
-    """The chart's nats.conf is JSON except for bare `$SERVER_NAME` and sizes like `10Gi`."""
+    """The chart's nats.conf is JSON except for bare `$SERVER_NAME`, sizes like `10Gi` and
+    `include <file>;` directives."""
     text = re.sub(r":\s*\$SERVER_NAME", ': "$SERVER_NAME"', text)
+    text = re.sub(r"^(\s*)include (\S+);", rf'\1"{INCLUDE_KEY}": "\2"', text, flags=re.MULTILINE)
     text = re.sub(r":\s*(\d+[KMGT]i?B?)(\s*[,\n}])", r': "\1"\2', text)
     parsed: dict[str, Any] = json.loads(text)
     return parsed
+
+
+def pod_facts(stateful_set: dict[str, Any]) -> dict[str, Any]:
+    """What the program relies on in the rendered pod: its annotations, the volumes, what the
+    nats container mounts and which files the config reloader watches."""
+    template = stateful_set["spec"]["template"]
+    containers = {c["name"]: c for c in template["spec"]["containers"]}
+    args = containers["reloader"]["args"]
+    return {
+        "annotations": template["metadata"].get("annotations") or {},
+        "volumes": sorted(v["name"] for v in template["spec"]["volumes"]),
+        "nats_mounts": sorted(m["mountPath"] for m in containers["nats"]["volumeMounts"]),
+        "reloader_watches": sorted(args[i + 1] for i, a in enumerate(args) if a == "-config"),
+    }
 
 
 def main(chart_dir: str) -> int:
@@ -51,10 +68,8 @@ def main(chart_dir: str) -> int:
         path.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
         stateful_set = next(v for k, v in manifests.items() if k.endswith("stateful-set.yaml"))
-        template = yaml.safe_load(stateful_set)["spec"]["template"]
-        path = GOLDEN_DIR / f"{case}.pod-annotations.json"
-        annotations = template["metadata"].get("annotations") or {}
-        path.write_text(json.dumps(annotations, indent=2, sort_keys=True) + "\n")
+        path = GOLDEN_DIR / f"{case}.pod.json"
+        path.write_text(json.dumps(pod_facts(yaml.safe_load(stateful_set)), indent=2) + "\n")
         print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
     return 0
 

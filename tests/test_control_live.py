@@ -1,0 +1,348 @@
+"""The control service on real servers (the local supercluster runs one per region): its status
+is what the servers' monitoring endpoints say, config.put changes the region's routes by reload
+without disconnecting anyone, the change survives a restart, and nobody else gets in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import nats
+import pytest
+
+from infra.nats_conf import INCLUDE_KEY, to_nats_conf_text
+from localnet.control import REGIONS_FILE
+from localnet.control import run as control_run
+from localnet.demo import DemoOptions, Supercluster
+from localnet.region import LocalPaths, LocalRegion, ServerPorts, localize
+from localnet.rehearsals.common import api, wait_until
+from localnet.rehearsals.scale import meta_group_of
+from localnet.traffic import Traffic
+
+ADMIN_DN = "CN=admin,O=nats-supercluster in account APP"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
+    supercluster = Supercluster(
+        DemoOptions(
+            state_dir=tmp_path_factory.mktemp("control") / "state", rtt_ms=0, recorder=False
+        ),
+        say=lambda _line: None,
+    )
+    try:
+        supercluster.up()
+        yield supercluster
+    finally:
+        supercluster.down()
+
+
+async def _call(
+    region: LocalRegion, who: str, endpoint: str, body: Any = None, reply: str | None = None
+) -> tuple[bool, Any]:
+    cert, key, ca = region.client_files(who)
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    errors: list[str] = []
+
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error))
+
+    client = await nats.connect(
+        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
+        tls=context,
+        tls_hostname=region.spec.endpoint,
+        inbox_prefix=f"_INBOX.{who}".encode(),
+        error_cb=on_error,
+        allow_reconnect=False,
+    )
+    payload = json.dumps(body).encode() if body is not None else b""
+    subject = f"supercluster.east.{endpoint}"
+    try:
+        if reply is not None:
+            await client.publish(subject, payload, reply=reply)
+            await client.flush()
+            return True, None
+        message = await client.request(subject, payload, timeout=10)
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as error:
+        return False, f"{type(error).__name__} {errors}"
+    finally:
+        await client.close()
+    if message.headers and message.headers.get("Nats-Service-Error-Code"):
+        return False, message.headers.get("Nats-Service-Error")
+    return True, json.loads(message.data)
+
+
+def call(
+    region: LocalRegion, who: str, endpoint: str, body: Any = None, *, wait: float = 0
+) -> tuple[bool, Any]:
+    """`wait`: seconds to keep asking while nobody answers (the service reconnecting)."""
+    deadline = time.monotonic() + wait
+    while True:
+        ok, answer = asyncio.run(_call(region, who, endpoint, body))
+        if ok or "NoResponders" not in str(answer) or time.monotonic() > deadline:
+            return ok, answer
+        time.sleep(0.2)
+
+
+def test_status_is_what_the_servers_report(cluster: Supercluster) -> None:
+    east = cluster.regions["east"]
+    ok, status = call(east, "admin", "status")
+    assert ok, status
+    by_name = {s["name"]: s for s in status["servers"]}
+    for region in cluster.regions.values():
+        for ordinal in range(region.spec.replicas):
+            name = region.spec.server_name_prefix + region.spec.names.pod(ordinal)
+            routez = region.monitor(ordinal, "routez")
+            gatewayz = region.monitor(ordinal, "gatewayz")
+            reported = by_name[name]
+            assert reported["routes"] == sorted({r["remote_name"] for r in routez["routes"]})
+            assert reported["gateways"] == {
+                "outbound": sorted(gatewayz.get("outbound_gateways") or {}),
+                "inbound": sorted(gatewayz.get("inbound_gateways") or {}),
+            }
+            assert reported["version"] == region.monitor(ordinal, "varz")["version"]
+            assert reported["healthy"] is True
+    leader = east.monitor(0, "jsz")["meta_cluster"]["leader"]
+    assert status["jetstream"]["meta_leader"] == leader
+    assert len(status["jetstream"]["meta_peers"]) == 6
+    info = api(east, "STREAM.INFO.answers")["cluster"]
+    (answers,) = [s for s in status["jetstream"]["streams"] if s["name"] == "answers"]
+    assert answers["cluster"] == "east"
+    assert answers["leader"] == info["leader"]
+    assert answers["replicas"] == sorted([info["leader"], *(r["name"] for r in info["replicas"])])
+    assert "neither side keeps a majority" in status["quorum"]  # two regions of three
+    ok, monitored = call(east, "system", "status")  # the monitoring identity reads it too
+    assert ok, monitored
+
+
+def _base_routes(region: LocalRegion) -> list[str]:
+    names = region.spec.names
+    return [
+        f"tls://{names.pod(i)}.{names.headless_service}:{region.ports[i].cluster}"
+        for i in range(region.spec.replicas)
+    ]
+
+
+def _start_listener(region: LocalRegion) -> int:
+    """A fourth server of the region that only accepts routes (dials none, runs no
+    JetStream): it is routed to exactly when the others list it."""
+    ordinal = len(region.ports)
+    names = region.spec.names
+    region.ports.append(ServerPorts.allocate())
+    region.add_hosts([f"{names.pod(ordinal)}.{names.headless_service}"])
+    server_dir = region.workdir / names.pod(ordinal)
+    server_dir.mkdir()
+    paths = LocalPaths(
+        cert=region.workdir / "server.crt",
+        key=region.workdir / "server.key",
+        ca=region.workdir / "ca.crt",
+        store=server_dir / "jetstream",
+        pid=server_dir / "nats.pid",
+    )
+    conf = localize(region.conf, region.ports, ordinal, paths)
+    conf["cluster"]["routes"] = []
+    conf["cluster"].pop(INCLUDE_KEY)  # nor the region's runtime routes
+    conf.pop("jetstream", None)
+    (server_dir / "nats.conf").write_text(to_nats_conf_text(conf))
+    region.processes.append(region.start_server(ordinal))
+    region.wait_healthy(ordinal)
+    return ordinal
+
+
+def _routed_to(region: LocalRegion, ordinal: int) -> set[str]:
+    return {r["remote_name"] for r in region.monitor(ordinal, "routez")["routes"]}
+
+
+def test_config_put_adds_and_removes_a_route_by_reload_and_survives_a_restart(
+    cluster: Supercluster,
+) -> None:
+    east = cluster.regions["east"]
+    extra = _start_listener(east)
+    extra_name = east.spec.server_name_prefix + east.spec.names.pod(extra)
+    names = east.spec.names
+    extra_url = f"tls://{names.pod(extra)}.{names.headless_service}:{east.ports[extra].cluster}"
+    started = {i: east.monitor(i, "varz")["start"] for i in range(1, 3)}
+    traffic = [Traffic(region).start() for region in cluster.regions.values()]
+    try:
+        ok, added = call(east, "admin", "config.put", {"routes": [*_base_routes(east), extra_url]})
+        assert ok, added
+        assert set(added["applied"]["reloads"].values()) == {"reloaded"}
+        assert added["applied"]["who"] == ADMIN_DN
+        wait_until(lambda: len(_routed_to(east, extra)) == 3, 20, "the new route from all three")
+
+        east.restart_server(0)  # a server restarted after the put keeps the change
+        wait_until(lambda: extra_name in _routed_to(east, 0), 20, "east-0 routed again")
+
+        # The control service may have been connected through east-0: it reconnects.
+        ok, removed = call(east, "admin", "config.put", {"routes": _base_routes(east)}, wait=15)
+        assert ok, removed
+        # Routes are whom a server dials, not who may join (certificates decide that): the
+        # reload stops the dialing, so once the extra server has gone and comes back, nobody
+        # routes to it. An explicit route redials every second forever; a gossiped one tries
+        # once, at once (connect_retries 0; nats-server v2.14.2 route.go connectToRoute).
+        east.stop_server(extra)
+        time.sleep(2)
+        east.processes[extra] = east.start_server(extra)
+        east.wait_healthy(extra)
+        time.sleep(5)
+        assert not _routed_to(east, extra)
+        assert all(extra_name not in _routed_to(east, i) for i in range(3))
+        ok, config = call(east, "admin", "config.get")
+        assert ok, config
+        assert config["runtime_routes"] == _base_routes(east)
+        assert [h["who"] for h in config["history"][-2:]] == [ADMIN_DN, ADMIN_DN]
+        assert {tuple(urls) for urls in config["routes"].values()} == {
+            tuple(u.removeprefix("tls://") for u in _base_routes(east))
+        }
+    finally:
+        summaries = [t.stop() for t in traffic]
+        east.stop_server(extra)
+    for summary in summaries:
+        assert summary.failed == 0, summary.line()
+    # East-0 was restarted on purpose; nobody else was disconnected or restarted.
+    assert {i: east.monitor(i, "varz")["start"] for i in range(1, 3)} == started
+    assert sum(s.disconnects for s in summaries) <= 1  # at most a client that was on east-0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("not json", "body"),
+        ({"routes": ["tls://x:6222"], "color": "red"}, "color"),
+        ({"gateways": [{"name": "central", "urls": ["tls://c:7222"]}]}, "gateways"),
+        ({"routes": []}, "routes"),
+        ({"routes": ["http://east-0:6222"]}, "routes[0]"),
+        ({"routes": ["tls://a:6222", "tls://a:6222"]}, "routes"),
+        ({"force": "yes", "routes": None}, "force"),
+        ({}, "routes"),
+    ],
+)
+def test_a_malformed_put_is_refused_naming_the_field_and_changes_nothing(
+    cluster: Supercluster, body: Any, field: str
+) -> None:
+    east = cluster.regions["east"]
+    routes_file = east.runtime_dir / "routes.conf"
+    before = routes_file.read_text()
+    payload = body if isinstance(body, dict) else None
+    ok, error = (
+        call(east, "admin", "config.put", payload)
+        if payload is not None
+        else asyncio.run(_raw_put(east, str(body).encode()))
+    )
+    assert not ok
+    assert str(error).startswith(f"{field}:"), error
+    assert routes_file.read_text() == before
+
+
+async def _raw_put(region: LocalRegion, payload: bytes) -> tuple[bool, Any]:
+    cert, key, ca = region.client_files("admin")
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    client = await nats.connect(
+        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
+        tls=context,
+        tls_hostname=region.spec.endpoint,
+        allow_reconnect=False,
+    )
+    try:
+        message = await client.request("supercluster.east.config.put", payload, timeout=10)
+    finally:
+        await client.close()
+    return False, (message.headers or {}).get("Nats-Service-Error")
+
+
+@pytest.mark.parametrize(
+    ("who", "endpoint"),
+    [
+        ("requester", "status"),
+        ("calculator", "config.get"),
+        ("recorder", "status"),
+        ("system", "config.put"),  # the monitoring identity reads, never writes
+    ],
+)
+def test_other_identities_get_nothing_and_change_nothing(
+    cluster: Supercluster, who: str, endpoint: str
+) -> None:
+    east = cluster.regions["east"]
+    routes_file = east.runtime_dir / "routes.conf"
+    before = routes_file.read_text()
+    body = {"routes": None} if endpoint == "config.put" else None
+    ok, why = call(east, who, endpoint, body)
+    assert not ok
+    assert "permissions violation" in why.lower() or "NoResponders" in why
+    assert routes_file.read_text() == before
+
+
+def test_the_control_service_answers_only_into_its_callers_inboxes(
+    cluster: Supercluster,
+) -> None:
+    """The monitoring identity names an API as the reply subject (the control identity may
+    remove JetStream peers): the service must not answer there."""
+    east = cluster.regions["east"]
+    group = meta_group_of(east)
+    asyncio.run(_call(east, "system", "status", reply="$JS.API.SERVER.REMOVE"))
+    time.sleep(3)
+    assert meta_group_of(east).peers == group.peers
+    log = cluster.options.state_dir / "logs" / "control-east.log"
+    assert "reply subject outside the callers' inboxes ignored" in log.read_text()
+
+
+def test_removing_a_running_servers_route_keeps_it_a_member_and_repeating_is_safe(
+    cluster: Supercluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Routes are whom servers dial: a server still running stays routed (gossip) when its
+    URL leaves the list. The put closes the routes to it, so its reply may be lost: the tool
+    says so, and the put, declarative, can be repeated."""
+    east = cluster.regions["east"]
+    state_dir = cluster.options.state_dir
+    without_2 = _base_routes(east)[:2]
+    group = meta_group_of(east)
+    try:
+        outcome = control_run(state_dir, "east", "put", {"routes": without_2}, seconds=5)
+        printed = capsys.readouterr().out
+        assert outcome in (0, 2), printed
+        if outcome == 2:
+            assert "repeating it is safe" in printed
+        else:  # each server reloaded, though the routes to east-2 closed under the requests
+            reloads = json.loads(printed)["applied"]["reloads"]
+            assert set(reloads.values()) == {"reloaded"}, reloads
+        assert control_run(state_dir, "east", "put", {"routes": without_2}, seconds=5) in (0, 2)
+        names = {_name(east, i) for i in range(3)}
+
+        def meshed() -> bool:
+            return all(_routed_to(east, i) >= names - {_name(east, i)} for i in range(3))
+
+        wait_until(meshed, 20, "each east server routed to the other two")
+        # A view read while the routes re-form can be partial; removal would be final.
+        wait_until(lambda: meta_group_of(east).peers == group.peers, 20, "the meta group as before")
+        ok, config = call(east, "admin", "config.get", wait=15)
+        assert ok, config
+        assert config["runtime_routes"] == without_2
+        assert all(
+            h["routes"] == without_2 for h in config["history"][-2:]
+        )  # both puts recorded, each saying what it set
+    finally:
+        for _ in range(3):
+            if control_run(state_dir, "east", "put", {"routes": _base_routes(east)}) == 0:
+                break
+        capsys.readouterr()
+
+
+def _name(region: LocalRegion, ordinal: int) -> str:
+    return region.spec.server_name_prefix + region.spec.names.pod(ordinal)
+
+
+def test_the_tool_says_when_nobody_serves_a_region(
+    cluster: Supercluster, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    regions = json.loads((cluster.options.state_dir / REGIONS_FILE).read_text())
+    (tmp_path / REGIONS_FILE).write_text(json.dumps({"central": regions["east"]}))
+    assert control_run(tmp_path, "central", "status", None, seconds=5) == 2
+    assert "no control service of central is serving" in capsys.readouterr().out
+    with pytest.raises(KeyError, match=r"no region 'north'.*regions: central"):
+        control_run(tmp_path, "north", "status", None)
