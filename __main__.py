@@ -13,6 +13,7 @@ from components.workloads import Application, ApplicationArgs
 from infra.jetstream import declared_objects
 from infra.naming import base_name
 from infra.nats_values import nats_context
+from infra.peers import gateway_pins
 
 config = read_stack_config()  # validated in full before any resource exists
 name = base_name(config)
@@ -43,6 +44,9 @@ if config.app.image is not None:  # the control service runs from the services i
             config=config,
             image=config.app.image,
             kubernetes=platform.provider,
+            gateway_pins=pulumi.Output.all(region.pki.server_key_pin, peers.reading).apply(
+                lambda a: gateway_pins(config.cluster_name, a[0], a[1])
+            ),
             after=[region.release, region.runtime_config, region.pki.client_secrets["control"]],
         ),
     )
@@ -67,6 +71,7 @@ pulumi.export("kubeconfig", platform.kubeconfig)
 pulumi.export("natsClusterName", config.cluster_name)
 pulumi.export("clientUrl", region.client_url)
 pulumi.export("gatewayUrl", region.gateway_url)
+pulumi.export("gatewayPin", region.pki.server_key_pin)  # the servers' public key, pinned by cuts
 pulumi.export("jetstreamServers", jetstream_servers)
 pulumi.export("jetstream", jetstream.summary)
 pulumi.export("jetstreamQuorum", peers.jetstream_quorum(config.cluster_name, jetstream_servers))

@@ -23,6 +23,8 @@ class RegionControlArgs:
     config: StackConfig
     image: str
     kubernetes: KubernetesProvider
+    # The known regions' server keys by NATS cluster name (infra.peers.gateway_pins).
+    gateway_pins: pulumi.Output[dict[str, list[str]]]
     # The release (whose servers it controls), the runtime ConfigMap and the control identity's
     # Secret: made before it, deleted after it.
     after: Sequence[pulumi.Resource]
@@ -67,11 +69,13 @@ class RegionControl(pulumi.ComponentResource):
             ],
             opts=on_cluster,
         )
-        deployment = control_deployment(names, args.image, cfg.stack)
+        deployment = args.gateway_pins.apply(
+            lambda pins: control_deployment(names, args.image, cfg.stack, pins)
+        )
         self.deployment = Deployment(
             f"{name}-service",
-            metadata=deployment["metadata"],
-            spec=deployment["spec"],
+            metadata=deployment.apply(lambda d: d["metadata"]),
+            spec=deployment.apply(lambda d: d["spec"]),
             opts=pulumi.ResourceOptions.merge(
                 on_cluster, pulumi.ResourceOptions(depends_on=[account, role, binding])
             ),

@@ -33,6 +33,7 @@ class PeerStacks(pulumi.ComponentResource):
                 natsClusterName=self._refs[peer].get_output("natsClusterName"),
                 jetstreamServers=self._refs[peer].get_output("jetstreamServers"),
                 jetstream=self._refs[peer].get_output("jetstream"),
+                gatewayPin=self._refs[peer].get_output("gatewayPin"),
             )
             for peer in config.peers
         }

@@ -27,6 +27,7 @@ from infra.pki import (
     client_spec,
     server_sans,
     server_spec,
+    spki_pin,
 )
 
 
@@ -115,6 +116,8 @@ class RegionPki(pulumi.ComponentResource):
     # The program's own operations identity (scale-down peer removal).
     control_cert_pem: pulumi.Output[str]
     control_key_pem: pulumi.Output[str]
+    # The servers' key as gateway `pinned_certs` names it (the control service's cuts).
+    server_key_pin: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: RegionPkiArgs, opts: pulumi.ResourceOptions | None = None
@@ -131,7 +134,7 @@ class RegionPki(pulumi.ComponentResource):
         )
         # The SANs are known only once the load balancer has an address, so they go to the
         # request as outputs; the rest of the spec is plain.
-        server_cert, server_key = _issue(
+        server_cert, server_key, server_public = _issue(
             f"{name}-server",
             server_spec(SubjectAltNames((), ())),
             args.trust.issuing,
@@ -139,6 +142,7 @@ class RegionPki(pulumi.ComponentResource):
             dns_names=sans.apply(lambda s: list(s.dns_names)),
             ip_addresses=sans.apply(lambda s: list(s.ip_addresses)),
         )
+        self.server_key_pin = server_public.apply(spki_pin)
         self.server_secret = _tls_secret(
             f"{name}-server",
             secret_name=names.server_tls_secret,
@@ -156,7 +160,7 @@ class RegionPki(pulumi.ComponentResource):
         )
         self.client_secrets = {}
         for who in IDENTITIES:
-            cert, key = _issue(f"{name}-{who.name}", client_spec(who), args.trust.issuing, child)
+            cert, key, _ = _issue(f"{name}-{who.name}", client_spec(who), args.trust.issuing, child)
             self.client_secrets[who.name] = _tls_secret(
                 f"{name}-{who.name}",
                 secret_name=names.client_tls_secret(who.name),
@@ -185,7 +189,8 @@ def _issue(
     *,
     dns_names: pulumi.Input[list[str]] | None = None,
     ip_addresses: pulumi.Input[list[str]] | None = None,
-) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
+    """The certificate, the private key (secret) and the public key, all PEM."""
     key = _private_key(f"{name}-key", opts)
     request = tls.CertRequest(
         f"{name}-csr",
@@ -209,7 +214,7 @@ def _issue(
         allowed_uses=list(spec.usages),
         opts=opts,
     )
-    return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+    return cert.cert_pem, pulumi.Output.secret(key.private_key_pem), key.public_key_pem
 
 
 def _tls_secret(

@@ -4,22 +4,23 @@ get and update that one ConfigMap and nothing else, and the Deployment."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.nats_values import ROUTES_FILE, RegionNames
-from infra.runtime_config import STATE_FILE, RuntimeState, routes_file
+from infra.nats_values import RegionNames
+from infra.runtime_config import RuntimeState, runtime_files
 from infra.workloads import Program, app_labels, service_pod
 
 CONTROL = "control"
 
 
 def runtime_config_map(names: RegionNames) -> dict[str, Any]:
-    """Empty runtime configuration: the release's own routes apply until an operator changes
-    them. The program creates it once and ignores changes to its data afterwards."""
-    state = RuntimeState()
+    """Empty runtime configuration: the release's own routes and gateways apply until an
+    operator changes them. The program creates it once and ignores changes to its data."""
     return {
         "metadata": {"name": names.runtime_config_map, "namespace": names.namespace},
-        "data": {STATE_FILE: state.to_json(), ROUTES_FILE: routes_file(state)},
+        "data": runtime_files(RuntimeState()),
     }
 
 
@@ -41,7 +42,11 @@ def control_account_name(names: RegionNames) -> str:
     return f"{names.cluster}-{CONTROL}"
 
 
-def control_deployment(names: RegionNames, image: str, region: str) -> dict[str, Any]:
+def control_deployment(
+    names: RegionNames, image: str, region: str, gateway_pins: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """`gateway_pins`: the known regions' server keys (infra.peers.gateway_pins), what a cut
+    pins; they are public keys, so plain in the environment."""
     labels = app_labels(f"{names.cluster}-{CONTROL}", region)
     program = Program(
         CONTROL,
@@ -54,6 +59,7 @@ def control_deployment(names: RegionNames, image: str, region: str) -> dict[str,
             },
             # The chart's reloader applies the ConfigMap once it reaches the pods.
             {"name": "RELOAD", "value": "reloader"},
+            {"name": "GATEWAY_PINS", "value": json.dumps(dict(sorted(gateway_pins.items())))},
         ],
     )
     pod = service_pod(names, program, image, region, labels)

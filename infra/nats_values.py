@@ -25,11 +25,14 @@ NATS_CHART_VERSION = "2.14.2"
 
 CA_SECRET_KEY = "ca.crt"
 # The region's runtime configuration (infra.runtime_config): a ConfigMap mounted beside the
-# chart's /etc/nats-config, its routes file included from nats.conf.
+# chart's /etc/nats-config, its routes file included from nats.conf's `cluster` block and its
+# gateways file from the `gateway` block's `tls`.
 RUNTIME_VOLUME = "runtime"
 RUNTIME_DIR = "nats-runtime"
 ROUTES_FILE = "routes.conf"
 ROUTES_INCLUDE = f"../{RUNTIME_DIR}/{ROUTES_FILE}"
+GATEWAYS_FILE = "gateways.conf"
+GATEWAYS_INCLUDE = f"../{RUNTIME_DIR}/{GATEWAYS_FILE}"
 # Labels the chart puts on its pods; the program's own LoadBalancer Service selects them.
 CHART_NAME_LABEL = "app.kubernetes.io/name"
 CHART_INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -178,7 +181,12 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
             },
             "gateway": {
                 "enabled": True,
-                **peers_only,
+                # The runtime gateways file, last in the gateway's TLS block: the keys it pins
+                # while an operator cuts a region off (empty otherwise).
+                "tls": {
+                    **server_tls,
+                    "merge": {"verify_and_map": True, INCLUDE_KEY: GATEWAYS_INCLUDE},
+                },
                 "merge": {
                     "advertise": host_port(spec.endpoint, spec.gateway_port),
                     "gateways": gateways(spec),

@@ -22,6 +22,7 @@ class PeerRegion:
     gateway_url: str
     jetstream_servers: int
     streams: tuple[DeclaredStream, ...] = ()
+    gateway_pin: str | None = None  # its servers' key (None: a stack from before the pins)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def read_peers(own_cluster: str, outputs: Mapping[str, Mapping[str, Any] | None]
                 str(values["gatewayUrl"]),
                 int(values.get("jetstreamServers") or 0),
                 tuple(streams_from_summary(values.get("jetstream"))),
+                str(values["gatewayPin"]) if values.get("gatewayPin") else None,
             )
         )
     return PeerReading(tuple(peers), tuple(skipped))
@@ -87,3 +89,11 @@ def quorum_warning(jetstream_servers: Mapping[str, int]) -> str | None:
         "JetStream stops everywhere. Add a small third region (README, 'JetStream quorum') or "
         "turn JetStream off in one region."
     )
+
+
+def gateway_pins(own_cluster: str, own_pin: str, reading: PeerReading) -> dict[str, list[str]]:
+    """The server keys of this region and of each deployed peer that publishes one, by NATS
+    cluster name: what the control service may pin when it cuts a region off."""
+    pins = {own_cluster: [own_pin]}
+    pins.update({p.cluster_name: [p.gateway_pin] for p in reading.peers if p.gateway_pin})
+    return pins

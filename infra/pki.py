@@ -7,7 +7,11 @@ these specs, so what runs locally is what the clouds get.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from infra.identities import CERT_ORGANIZATION, SERVER_COMMON_NAME, SERVER_UNIT, Identity
@@ -97,3 +101,23 @@ def is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_PUBLIC_KEY_PEM = re.compile(
+    r"-----BEGIN PUBLIC KEY-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
+)
+
+
+def spki_pin(public_key_pem: str) -> str:
+    """What nats-server's `pinned_certs` lists for a key: the hex SHA-256 of the certificate's
+    SubjectPublicKeyInfo (auth.go matchesPinnedCert). pulumi-tls's `public_key_pem` is that
+    structure in a PUBLIC KEY block (terraform-provider-tls common_key.go,
+    x509.MarshalPKIXPublicKey)."""
+    match = _PUBLIC_KEY_PEM.search(public_key_pem)
+    if match is None:
+        raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    try:
+        der = base64.b64decode("".join(match.group("body").split()), validate=True)
+    except binascii.Error as error:
+        raise ValueError(f"the PEM public key is not base64: {error}") from None
+    return hashlib.sha256(der).hexdigest()

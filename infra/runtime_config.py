@@ -1,16 +1,20 @@
 """The part of a region's server configuration that changes at run time, through the control
 service rather than a deploy (seed 003's `config.put`), and what the control service reports.
 
-The release includes a runtime file inside its `cluster` block (nats.conf: `include
-../nats-runtime/routes.conf`), empty unless an operator overrides the region's routes; the
-servers reload it like the rest of their configuration (the chart's reloader watches it). It
-lives in a ConfigMap the program creates once and then leaves alone (locally, a file), so a
-runtime change survives restarts and the next `pulumi up`.
+The release includes two runtime files: one inside its `cluster` block (nats.conf: `include
+../nats-runtime/routes.conf`), empty unless an operator overrides the region's routes, and one
+inside the `gateway` block's `tls` (`gateways.conf`), empty unless an operator cuts regions off.
+The servers reload them like the rest of their configuration (the chart's reloader watches
+them). They live in a ConfigMap the program creates once and then leaves alone (locally, a
+directory), so a runtime change survives restarts and the next `pulumi up`.
 
-Gateways are not offered: nats-server 2.14 cannot reload a gateway list ("config reload not
+A gateway list cannot change by reload: nats-server 2.14 refuses it ("config reload not
 supported for Gateway", reload.go), and one unreloadable change makes every later reload of the
-region fail, certificate renewals included, until each server restarts. A region's peers change
-by `pulumi up` (`peers`), which rolls its servers one at a time.
+region fail, certificate renewals included, until each server restarts. What it does reload is
+the gateway TLS `pinned_certs` (reload.go recheckPinnedCerts closes the gateways in and out whose
+key is no longer pinned; gateway.go checks the pins on every handshake, both directions). So a
+cut pins the server keys of every known region but the ones cut off; lifting it empties the
+file. A region's peers themselves change by `pulumi up` (`peers`).
 """
 
 from __future__ import annotations
@@ -21,28 +25,34 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.nats_values import ROUTES_FILE, ROUTES_INCLUDE, RUNTIME_DIR
+from infra.nats_values import GATEWAYS_FILE, ROUTES_FILE, ROUTES_INCLUDE, RUNTIME_DIR
 from infra.peers import quorum_warning
 
-__all__ = ["ROUTES_FILE", "ROUTES_INCLUDE", "RUNTIME_DIR", "STATE_FILE"]
+__all__ = ["GATEWAYS_FILE", "ROUTES_FILE", "ROUTES_INCLUDE", "RUNTIME_DIR", "STATE_FILE"]
 
 STATE_FILE = "state.json"
 HISTORY_KEPT = 20
 MAX_ROUTES = 32
+_PIN = re.compile(r"[0-9a-f]{64}")
 _ROUTE = re.compile(r"(nats|tls)://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})")
 
 
 @dataclass(frozen=True)
 class RuntimeState:
-    """Routes overriding the release's own (None: the release's), and who changed what."""
+    """Routes overriding the release's own (None: the release's); the regions cut off and the
+    server keys pinned on the gateways meanwhile; who changed what."""
 
     routes: tuple[str, ...] | None = None
+    cut_gateways: tuple[str, ...] = ()
+    pinned: tuple[str, ...] = ()
     history: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "routes": list(self.routes) if self.routes is not None else None,
+                "cut_gateways": list(self.cut_gateways),
+                "pinned": list(self.pinned),
                 "history": list(self.history),
             },
             indent=2,
@@ -54,7 +64,12 @@ class RuntimeState:
             return cls()
         raw = json.loads(text)
         routes = raw.get("routes")
-        return cls(tuple(routes) if routes is not None else None, tuple(raw.get("history") or ()))
+        return cls(
+            tuple(routes) if routes is not None else None,
+            tuple(raw.get("cut_gateways") or ()),
+            tuple(raw.get("pinned") or ()),
+            tuple(raw.get("history") or ()),
+        )
 
 
 class PutError(ValueError):
@@ -67,44 +82,127 @@ class PutError(ValueError):
 
 @dataclass(frozen=True)
 class Put:
-    routes: tuple[str, ...] | None  # None: back to the release's routes
+    """What a put sets: the routes (None: back to the release's) and/or the regions cut off
+    (empty: none); a field not given stays as it is."""
+
+    routes: tuple[str, ...] | None = None
+    cut_gateways: tuple[str, ...] = ()
+    sets_routes: bool = False
+    sets_cut: bool = False
     force: bool = False
 
 
+_FIELDS = ("routes", "cut_gateways", "force")
+
+
 def parse_put(body: bytes) -> Put:
-    """A config.put request, validated; raises PutError naming the field."""
+    """A config.put request, validated on its own; raises PutError naming the field."""
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise PutError("body", f"not JSON: {error}") from None
     if not isinstance(request, dict):
         raise PutError("body", 'must be a JSON object like {"routes": ["tls://host:6222"]}')
-    unknown = sorted(set(request) - {"routes", "gateways", "force"})
+    unknown = sorted(set(request) - {*_FIELDS, "gateways"})
     if unknown:
-        raise PutError(unknown[0], "unknown field; known: routes, force")
+        raise PutError(unknown[0], f"unknown field; known: {', '.join(_FIELDS)}")
     if "gateways" in request:
         raise PutError(
             "gateways",
             "nats-server 2.14 cannot reload a gateway list, and an unreloadable change makes "
             "every later reload of the region fail until its servers restart; change the "
-            "stack's `peers` and `pulumi up` instead (the region's servers roll one at a time)",
+            "stack's `peers` and `pulumi up` instead, or cut a region off with cut_gateways",
         )
     force = request.get("force", False)
     if not isinstance(force, bool):
         raise PutError("force", "must be true or false")
-    if "routes" not in request:
-        raise PutError("routes", "nothing to change: give a list, or null for the release's own")
-    routes = request["routes"]
-    if routes is None:
-        return Put(None, force)
-    _check_routes(routes)
-    if not routes and not force:
+    if "routes" not in request and "cut_gateways" not in request:
         raise PutError(
             "routes",
-            "an empty list would leave the region's servers without routes to one another; "
+            "nothing to change: give routes (a list, or null for the release's own) "
+            "and/or cut_gateways (a list of regions, or [] to reconnect them)",
+        )
+    routes = request.get("routes")
+    if routes is not None:
+        _check_routes(routes)
+        if not routes and not force:
+            raise PutError(
+                "routes",
+                "an empty list would leave the region's servers without routes to one "
+                'another; send "force": true to do it anyway',
+            )
+    cut = request.get("cut_gateways") or []
+    if not isinstance(cut, list) or not all(isinstance(c, str) for c in cut):
+        raise PutError("cut_gateways", "must be a list of region names (their NATS clusters)")
+    if len(set(cut)) != len(cut):
+        raise PutError("cut_gateways", "names a region twice")
+    return Put(
+        tuple(routes) if routes is not None else None,
+        tuple(cut),
+        sets_routes="routes" in request,
+        sets_cut="cut_gateways" in request,
+        force=force,
+    )
+
+
+def parse_pins(text: str) -> dict[str, tuple[str, ...]]:
+    """GATEWAY_PINS: `{"<region>": ["<sha256 of a server key's SubjectPublicKeyInfo>", ...]}`,
+    the known regions' server keys as the release read them."""
+    try:
+        raw = json.loads(text or "{}")
+    except ValueError as error:
+        raise ValueError(f"GATEWAY_PINS is not JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError('GATEWAY_PINS must map each region to its pins: {"east": ["<hex>"]}')
+    pins: dict[str, tuple[str, ...]] = {}
+    for region, found in raw.items():
+        if not isinstance(found, list) or not all(
+            isinstance(p, str) and _PIN.fullmatch(p) for p in found
+        ):
+            raise ValueError(f"GATEWAY_PINS[{region!r}]: a list of 64-digit lowercase hex pins")
+        pins[str(region)] = tuple(found)
+    return pins
+
+
+def pins_for(
+    put: Put, own: str, pins: Mapping[str, Sequence[str]], connected: Iterable[str]
+) -> tuple[str, ...]:
+    """The keys the region's gateways accept while `put.cut_gateways` are cut off: every known
+    region's but theirs. Refused (PutError) when a name is not a known peer, when the cut would
+    leave no gateway at all or would also cut a connected region whose key the release does not
+    know, unless forced."""
+    if not put.cut_gateways:
+        return ()
+    known = sorted(set(pins) - {own})
+    if own not in pins:
+        raise PutError(
+            "cut_gateways",
+            f"this control service has no server key of its own region {own!r} (GATEWAY_PINS); "
+            "redeploy it with the release's gateway pins",
+        )
+    for index, region in enumerate(put.cut_gateways):
+        if region not in known:
+            raise PutError(
+                f"cut_gateways[{index}]",
+                f"{region!r} is not a peer region whose key this release knows; "
+                f"known: {', '.join(known) or 'none'}",
+            )
+    kept = [r for r in known if r not in put.cut_gateways]
+    if not kept and not put.force:
+        raise PutError(
+            "cut_gateways",
+            f"would cut every gateway of {own} ({', '.join(known)}); "
             'send "force": true to do it anyway',
         )
-    return Put(tuple(routes), force)
+    strangers = sorted(set(connected) - set(pins))
+    if strangers and not put.force:
+        raise PutError(
+            "cut_gateways",
+            f"{', '.join(strangers)} connected, but this release has no key for it, so the cut "
+            "would cut it off too; deploy this region with it among its peers first, or send "
+            '"force": true',
+        )
+    return tuple(sorted({p for r in (own, *kept) for p in pins[r]}))
 
 
 def _check_routes(routes: object) -> None:
@@ -123,17 +221,37 @@ def _check_routes(routes: object) -> None:
         raise PutError("routes", "lists a route twice")
 
 
-def applied(state: RuntimeState, put: Put, who: str, when: str) -> RuntimeState:
-    entry = {"who": who, "when": when, "routes": list(put.routes) if put.routes else put.routes}
-    return RuntimeState(put.routes, (*state.history, entry)[-HISTORY_KEPT:])
+def applied(
+    state: RuntimeState, put: Put, who: str, when: str, pinned: tuple[str, ...] = ()
+) -> RuntimeState:
+    """The state after `put` (`pinned`: what pins_for gave for it), its change recorded."""
+    entry: dict[str, Any] = {"who": who, "when": when}
+    routes, cut = state.routes, state.cut_gateways
+    if put.sets_routes:
+        routes = put.routes
+        entry["routes"] = list(routes) if routes is not None else None
+    if put.sets_cut:
+        cut, pinned = put.cut_gateways, pinned if put.cut_gateways else ()
+        entry["cut_gateways"] = list(cut)
+    else:
+        pinned = state.pinned
+    return RuntimeState(routes, cut, pinned, (*state.history, entry)[-HISTORY_KEPT:])
 
 
-def routes_file(state: RuntimeState) -> str:
-    """The runtime file's text (NATS configuration syntax, inside the `cluster` block): empty
-    unless the routes are overridden."""
-    if state.routes is None:
-        return ""
-    return "routes: [" + ", ".join(json.dumps(r) for r in state.routes) + "]\n"
+def runtime_files(state: RuntimeState) -> dict[str, str]:
+    """The runtime directory (ConfigMap data): the state, and the files the servers include
+    (NATS configuration syntax), each empty unless an operator changed it."""
+    routes = (
+        "routes: [" + ", ".join(json.dumps(r) for r in state.routes) + "]\n"
+        if state.routes is not None
+        else ""
+    )
+    gateways = (
+        "pinned_certs: [" + ", ".join(json.dumps(p) for p in state.pinned) + "]\n"
+        if state.cut_gateways
+        else ""
+    )
+    return {STATE_FILE: state.to_json(), ROUTES_FILE: routes, GATEWAYS_FILE: gateways}
 
 
 def caller(headers: Mapping[str, str] | None) -> str:
@@ -254,6 +372,16 @@ def region_servers(replies: Replies, region: str) -> dict[str, str]:
     }
 
 
+def connected_regions(replies: Replies, region: str) -> set[str]:
+    """The regions whose gateways this region's servers have, in or out."""
+    found: set[str] = set()
+    for name, gatewayz in replies.gatewayz.items():
+        if (replies.varz.get(name, {}).get("cluster") or {}).get("name") == region:
+            found |= set(gatewayz.get("outbound_gateways") or {})
+            found |= set(gatewayz.get("inbound_gateways") or {})
+    return found - {region}
+
+
 def effective(replies: Replies, region: str, state: RuntimeState) -> dict[str, Any]:
     """config.get: the region's routes and gateways as its servers run them, and the runtime
     override with its history."""
@@ -272,6 +400,7 @@ def effective(replies: Replies, region: str, state: RuntimeState) -> dict[str, A
         "routes": routes,
         "gateways": gateways,
         "runtime_routes": list(state.routes) if state.routes is not None else None,
+        "cut_gateways": list(state.cut_gateways),
         "history": list(state.history),
     }
 

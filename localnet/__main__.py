@@ -155,17 +155,31 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument(
         "--clear", action="store_true", help="put: back to the release's own routes"
     )
-    control.add_argument("--force", action="store_true", help="put: allow an empty route list")
+    control.add_argument(
+        "--cut", nargs="*", metavar="REGION", help="put: regions to cut off (none: reconnect all)"
+    )
+    control.add_argument(
+        "--force",
+        action="store_true",
+        help="put: allow an empty route list, or a cut of every gateway",
+    )
     args = parser.parse_args(argv)
     if args.command == "down":
         return down(args.state_dir)
     if args.command == "control":
-        body = None
+        body: dict[str, object] | None = None
         if args.endpoint == "put":
-            if args.clear == (args.routes is not None):
-                parser.error("put needs --routes URL... or --clear")
-            routes = None if args.clear else list(args.routes)
-            body = {"routes": routes, **({"force": True} if args.force else {})}
+            if args.clear and args.routes is not None:
+                parser.error("put takes --routes URL... or --clear, not both")
+            body = {}
+            if args.clear or args.routes is not None:
+                body["routes"] = None if args.clear else list(args.routes)
+            if args.cut is not None:
+                body["cut_gateways"] = list(args.cut)
+            if not body:
+                parser.error("put needs --routes URL..., --clear or --cut [REGION...]")
+            if args.force:
+                body["force"] = True
         return control_run(args.state_dir, args.region, args.endpoint, body)
     if args.requests < 1 or args.rtt_ms < 0:
         parser.error("--requests must be at least 1 and --rtt-ms not negative")

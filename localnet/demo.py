@@ -183,7 +183,13 @@ class Supercluster:
             f"control-{name}",
             "control",
             region,
-            {"CLUSTER": name, "RUNTIME_STORE": f"file:{region.runtime_dir}", "RELOAD": "request"},
+            {
+                "CLUSTER": name,
+                "RUNTIME_STORE": f"file:{region.runtime_dir}",
+                "RELOAD": "request",
+                # The regions running now, as the cloud's release reads its peers' `gatewayPin`.
+                "GATEWAY_PINS": json.dumps({n: [r.gateway_pin()] for n, r in self.regions.items()}),
+            },
         )
 
     def _wait_for_control(self, name: str, timeout: float = 30) -> None:

@@ -24,10 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from infra.identities import IDENTITIES
 from infra.nats_conf import render_nats_conf, to_nats_conf_text
-from infra.nats_values import ROUTES_FILE, RUNTIME_DIR, RegionSpec, chart_values, host_port
-from infra.pki import client_spec, server_sans, server_spec
+from infra.nats_values import (
+    GATEWAYS_FILE,
+    ROUTES_FILE,
+    RUNTIME_DIR,
+    RegionSpec,
+    chart_values,
+    host_port,
+)
+from infra.pki import client_spec, server_sans, server_spec, spki_pin
 from localnet.pki import Issued, issue
 from localnet.processes import stop_with_parent
 from localnet.proxy import TcpProxy
@@ -181,7 +191,8 @@ class LocalRegion:
     def write(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.runtime_dir.mkdir(exist_ok=True)
-        (self.runtime_dir / ROUTES_FILE).touch()
+        for included in (ROUTES_FILE, GATEWAYS_FILE):
+            (self.runtime_dir / included).touch()
         self.trust([self.ca])
         self.issue_certificates(self.ca)
         (self.workdir / "hosts").write_text(
@@ -210,6 +221,14 @@ class LocalRegion:
             client = issue(client_spec(who), ca)
             _replace(self.workdir / f"{who.name}.key", client.key_pem, private=True)
             _replace(self.workdir / f"{who.name}.crt", client.cert_pem)
+
+    def gateway_pin(self) -> str:
+        """The servers' key as gateway `pinned_certs` names it (the cloud's `gatewayPin`)."""
+        cert = x509.load_pem_x509_certificate((self.workdir / "server.crt").read_bytes())
+        public = cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return spki_pin(public.decode())
 
     def write_conf(self, conf: dict[str, Any]) -> None:
         """Each server's nats.conf from the chart's rendering `conf` (what the ConfigMap would

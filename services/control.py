@@ -6,9 +6,10 @@ NATS Services Framework service on the system account, as the `control` identity
   health, all from the servers' own system-account replies;
 - `supercluster.<cluster>.config.get`: the region's routes and gateways as its servers run them,
   the runtime override and who changed it;
-- `supercluster.<cluster>.config.put`: new routes for the region (or null: the release's own),
-  validated (a bad request changes nothing and names the field), stored where the servers
-  include them (a file, or the region's ConfigMap) and applied by reload, with an audit record.
+- `supercluster.<cluster>.config.put`: new routes for the region (or null: the release's own)
+  and/or the regions to cut off its gateways (or []: none), validated (a bad request changes
+  nothing and names the field), stored where the servers include them (a file, or the region's
+  ConfigMap) and applied by reload, with an audit record.
 
 The admin reaches it from APP through a service import, the system identity (read-only) reaches
 status and config.get directly; it answers only into those callers' inboxes, never to another
@@ -22,6 +23,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,8 +38,10 @@ from infra.runtime_config import (
     Replies,
     applied,
     caller,
+    connected_regions,
     effective,
     parse_put,
+    pins_for,
     region_servers,
     reply_allowed,
     status,
@@ -92,6 +96,7 @@ class Control:
         *,
         reload_by_request: bool,
         logger: logging.Logger,
+        gateway_pins: Mapping[str, Sequence[str]] | None = None,
         wait: float = 1.0,
     ) -> None:
         self.client = client
@@ -99,6 +104,7 @@ class Control:
         self.store = store
         self.reload_by_request = reload_by_request
         self.logger = logger
+        self.gateway_pins = dict(gateway_pins or {})
         self.wait = wait
         self.refused_replies = 0
 
@@ -130,17 +136,23 @@ class Control:
 
     async def config_put(self, request: Request) -> dict[str, Any]:
         put = parse_put(request.data)
+        pinned: tuple[str, ...] = ()
+        if put.cut_gateways:
+            replies = await ping(self.client, self.wait, ("varz", "gatewayz"))
+            pinned = pins_for(
+                put, self.cluster, self.gateway_pins, connected_regions(replies, self.cluster)
+            )
         who = caller(request.headers)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        before = self.store.read()
-        after = applied(before, put, who, when)
+        after = applied(self.store.read(), put, who, when, pinned)
         self.store.write(after)
         reloads = await self._reload() if self.reload_by_request else {}
-        record = {"who": who, "when": when, "routes": after.routes, "reloads": reloads}
+        record = {**after.history[-1], "reloads": reloads}
         logs.event(self.logger, "runtime configuration changed", **record)
         return {
             "applied": record,
             "runtime_routes": list(after.routes) if after.routes is not None else None,
+            "cut_gateways": list(after.cut_gateways),
             "reload": "by request" if self.reload_by_request else "by the chart's reloader",
         }
 
@@ -182,6 +194,7 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
         store_from(control.store),
         reload_by_request=control.reload == "request",
         logger=logger,
+        gateway_pins=control.gateway_pins,
     )
     micro = await nats.micro.add_service(
         client,

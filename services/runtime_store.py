@@ -11,8 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
 
-from infra.nats_values import ROUTES_FILE
-from infra.runtime_config import STATE_FILE, RuntimeState, routes_file
+from infra.runtime_config import STATE_FILE, RuntimeState, runtime_files
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 API_SERVER = "https://kubernetes.default.svc"
@@ -25,7 +24,7 @@ class RuntimeStore(Protocol):
 
 
 class FileStore:
-    """A directory with the state and the routes file each server includes."""
+    """A directory with the state and the files each server includes."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -35,14 +34,10 @@ class FileStore:
         return RuntimeState.from_json(path.read_text()) if path.exists() else RuntimeState()
 
     def write(self, state: RuntimeState) -> None:
-        for name, text in ((STATE_FILE, state.to_json()), (ROUTES_FILE, routes_file(state))):
+        for name, text in runtime_files(state).items():
             fresh = self.directory / f".{name}.new"
             fresh.write_text(text)
             fresh.replace(self.directory / name)  # whole or not at all, like a ConfigMap update
-
-
-def config_map_data(state: RuntimeState) -> dict[str, str]:
-    return {STATE_FILE: state.to_json(), ROUTES_FILE: routes_file(state)}
 
 
 class ConfigMapStore:
@@ -74,7 +69,7 @@ class ConfigMapStore:
     def write(self, state: RuntimeState) -> None:
         for _ in range(3):
             current = self._call("GET")
-            current["data"] = {**(current.get("data") or {}), **config_map_data(state)}
+            current["data"] = {**(current.get("data") or {}), **runtime_files(state)}
             try:
                 self._call("PUT", current)
                 return

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from infra.runtime_config import parse_pins
 
 
 class SettingsError(ValueError):
@@ -149,11 +151,13 @@ class RecorderSettings:
 class ControlSettings:
     """CLUSTER: the region's NATS cluster name; RUNTIME_STORE: file:<dir> or
     configmap:<namespace>/<name>; RELOAD: `request` (the service asks each server to reload)
-    or `reloader` (the chart's reloader does when the ConfigMap reaches the pods)."""
+    or `reloader` (the chart's reloader does when the ConfigMap reaches the pods);
+    GATEWAY_PINS: the known regions' server keys, which a cut pins (none: no cuts)."""
 
     cluster: str
     store: str
     reload: str
+    gateway_pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
@@ -166,4 +170,8 @@ class ControlSettings:
             raise SettingsError(
                 f"RUNTIME_STORE must be file:<dir> or configmap:<namespace>/<name>, got {store!r}"
             )
-        return cls(cluster=_get(env, "CLUSTER"), store=store, reload=reload)
+        try:
+            pins = parse_pins(env.get("GATEWAY_PINS", ""))
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        return cls(_get(env, "CLUSTER"), store, reload, pins)

@@ -35,7 +35,7 @@ def test_rendition_matches_the_real_chart(case: str) -> None:
 def test_the_pods_as_the_real_chart_renders_them(case: str) -> None:
     """The real chart put the program's restart fingerprint on the pod template (and no
     checksum of the whole config, which would roll the pods for reloadable changes too),
-    mounted the runtime ConfigMap beside its config, and has the reloader watch its file."""
+    mounted the runtime ConfigMap beside its config, and has the reloader watch its files."""
     golden = json.loads((GOLDEN / f"{case}.pod.json").read_text())
     values = chart_values(CHART_CASES[case])
     assert golden["annotations"] == {
@@ -44,7 +44,10 @@ def test_the_pods_as_the_real_chart_renders_them(case: str) -> None:
     assert "runtime" in golden["volumes"]
     assert "/etc/nats-runtime" in golden["nats_mounts"]
     assert "/etc/nats-runtime/routes.conf" in golden["reloader_watches"]
-    assert render_nats_conf(values)["cluster"][INCLUDE_KEY] == "../nats-runtime/routes.conf"
+    assert "/etc/nats-runtime/gateways.conf" in golden["reloader_watches"]
+    conf = render_nats_conf(values)
+    assert conf["cluster"][INCLUDE_KEY] == "../nats-runtime/routes.conf"
+    assert conf["gateway"]["tls"][INCLUDE_KEY] == "../nats-runtime/gateways.conf"
 
 
 def test_every_case_has_a_golden_file() -> None:

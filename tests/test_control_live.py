@@ -1,6 +1,7 @@
 """The control service on real servers (the local supercluster runs one per region): its status
-is what the servers' monitoring endpoints say, config.put changes the region's routes by reload
-without disconnecting anyone, the change survives a restart, and nobody else gets in."""
+is what the servers' monitoring endpoints say, config.put changes the region's routes and cuts
+regions off its gateways by reload without disconnecting anyone, the change survives a restart,
+and nobody else gets in."""
 
 from __future__ import annotations
 
@@ -220,14 +221,17 @@ def test_config_put_adds_and_removes_a_route_by_reload_and_survives_a_restart(
         ({"routes": ["tls://a:6222", "tls://a:6222"]}, "routes"),
         ({"force": "yes", "routes": None}, "force"),
         ({}, "routes"),
+        ({"cut_gateways": ["east"]}, "cut_gateways[0]"),  # its own region
+        ({"cut_gateways": ["north"]}, "cut_gateways[0]"),  # no such region
+        ({"cut_gateways": ["west"]}, "cut_gateways"),  # every gateway east has, unforced
     ],
 )
 def test_a_malformed_put_is_refused_naming_the_field_and_changes_nothing(
     cluster: Supercluster, body: Any, field: str
 ) -> None:
     east = cluster.regions["east"]
-    routes_file = east.runtime_dir / "routes.conf"
-    before = routes_file.read_text()
+    files = [east.runtime_dir / "routes.conf", east.runtime_dir / "gateways.conf"]
+    before = [f.read_text() for f in files]
     payload = body if isinstance(body, dict) else None
     ok, error = (
         call(east, "admin", "config.put", payload)
@@ -236,7 +240,7 @@ def test_a_malformed_put_is_refused_naming_the_field_and_changes_nothing(
     )
     assert not ok
     assert str(error).startswith(f"{field}:"), error
-    assert routes_file.read_text() == before
+    assert [f.read_text() for f in files] == before
 
 
 async def _raw_put(region: LocalRegion, payload: bytes) -> tuple[bool, Any]:
@@ -317,20 +321,97 @@ def test_removing_a_running_servers_route_keeps_it_a_member_and_repeating_is_saf
         def meshed() -> bool:
             return all(_routed_to(east, i) >= names - {_name(east, i)} for i in range(3))
 
-        wait_until(meshed, 20, "each east server routed to the other two")
+        try:
+            wait_until(meshed, 20, "each east server routed to the other two")
+        except TimeoutError:
+            pytest.fail(f"routes after 20 s: { {i: _routed_to(east, i) for i in range(3)} }")
         # A view read while the routes re-form can be partial; removal would be final.
         wait_until(lambda: meta_group_of(east).peers == group.peers, 20, "the meta group as before")
         ok, config = call(east, "admin", "config.get", wait=15)
         assert ok, config
         assert config["runtime_routes"] == without_2
-        assert all(
-            h["routes"] == without_2 for h in config["history"][-2:]
-        )  # both puts recorded, each saying what it set
+        # The last change recorded is that put (a repeat lost while the routes re-formed is
+        # not recorded, and says so: nobody answered).
+        assert config["history"][-1]["routes"] == without_2
+        assert config["history"][-1]["who"] == ADMIN_DN
     finally:
         for _ in range(3):
             if control_run(state_dir, "east", "put", {"routes": _base_routes(east)}) == 0:
                 break
         capsys.readouterr()
+
+
+def test_cutting_a_region_off_closes_its_gateways_both_ways_until_lifted(
+    cluster: Supercluster,
+) -> None:
+    """An incident: east cuts west off. The reload pins every known region's server key but
+    west's on east's gateways, which closes them in and out, and west's redials fail at the
+    handshake; a restarted east server keeps the cut; lifting it lets them connect again. Each
+    region goes on serving its own requests; west's JetStream publishes (the stream is in
+    east) wait within their retry budget."""
+    east, west = cluster.regions["east"], cluster.regions["west"]
+    started = {i: east.monitor(i, "varz")["start"] for i in range(1, 3)}
+    traffic = [Traffic(region).start() for region in cluster.regions.values()]
+    try:
+        ok, cut = call(east, "admin", "config.put", {"cut_gateways": ["west"], "force": True})
+        assert ok, cut
+        assert set(cut["applied"]["reloads"].values()) == {"reloaded"}, cut
+        assert "pinned_certs" in (east.runtime_dir / "gateways.conf").read_text()
+        closed = wait_until(lambda: not _gatewayed(east, west), 20, "no gateway east-west")
+        time.sleep(3)  # west still lists east and redials it: refused at the handshake
+        assert not _gatewayed(east, west)
+        # Restarted during the cut, east-0 runs but is not healthy: the JetStream meta group
+        # (3 + 3 servers) has no majority on either side until the cut is lifted.
+        east.stop_server(0)
+        east.processes[0] = east.start_server(0)
+        wait_until(lambda: _answers(east, 0), 30, "east-0 running again")
+        time.sleep(3)
+        assert "west" not in _gateways(east, 0)
+        ok, lifted = call(east, "admin", "config.put", {"cut_gateways": []}, wait=15)
+        assert ok, lifted
+        assert (east.runtime_dir / "gateways.conf").read_text() == ""
+        east.wait_healthy(0)
+        back = wait_until(lambda: _whole(cluster), 30, "east and west gatewayed both ways")
+        ok, config = call(east, "admin", "config.get")
+        assert ok, config
+        assert config["cut_gateways"] == []
+        assert [h.get("cut_gateways") for h in config["history"][-2:]] == [["west"], []]
+    finally:
+        summaries = [t.stop() for t in traffic]
+        if not _whole(cluster):  # leave the module's supercluster whole
+            call(east, "admin", "config.put", {"cut_gateways": []}, wait=15)
+    print(f"cut: gateways closed {closed:.1f} s after the put, whole again {back:.1f} s after")
+    for summary in summaries:
+        print(summary.line())
+        assert summary.failed == 0, summary.line()
+    assert {i: east.monitor(i, "varz")["start"] for i in range(1, 3)} == started
+    assert sum(s.disconnects for s in summaries) <= 1  # at most a client that was on east-0
+
+
+def _answers(region: LocalRegion, ordinal: int) -> bool:
+    try:
+        region.monitor(ordinal, "varz")
+    except OSError:
+        return False
+    return True
+
+
+def _gateways(region: LocalRegion, ordinal: int) -> set[str]:
+    gatewayz = region.monitor(ordinal, "gatewayz")
+    return set(gatewayz.get("outbound_gateways") or {}) | set(
+        gatewayz.get("inbound_gateways") or {}
+    )
+
+
+def _gatewayed(a: LocalRegion, b: LocalRegion) -> bool:
+    """Any gateway connection, either way, between the two regions."""
+    return any(b.name in _gateways(a, i) for i in range(a.spec.replicas)) or any(
+        a.name in _gateways(b, i) for i in range(b.spec.replicas)
+    )
+
+
+def _whole(cluster: Supercluster) -> bool:
+    return all(cluster.gateways(name) for name in cluster.regions)
 
 
 def _name(region: LocalRegion, ordinal: int) -> str:

@@ -1,9 +1,14 @@
 """The control service in the clouds, under mocks: the runtime ConfigMap made once and then left
-to the service, the service account's one permission, the Deployment."""
+to the service, the service account's one permission, the Deployment and the server keys it
+may pin when it cuts a region off."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from offline.evaluate import Evaluation
 from tests.conftest import depends_on, named
@@ -11,6 +16,7 @@ from tests.conftest import depends_on, named
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SECRET = "kubernetes:core/v1:Secret"
 
 
 def test_the_runtime_config_map_is_made_once_and_never_reverted(east: Evaluation) -> None:
@@ -18,8 +24,14 @@ def test_the_runtime_config_map_is_made_once_and_never_reverted(east: Evaluation
     assert runtime.inputs["metadata"]["name"] == "east-runtime"
     # A later `pulumi up` compares nothing in its data: the control service's changes stay.
     assert runtime.ignore_changes == ["data"]
-    assert runtime.inputs["data"]["routes.conf"] == ""  # the release's own routes apply
-    assert json.loads(runtime.inputs["data"]["state.json"]) == {"routes": None, "history": []}
+    data = runtime.inputs["data"]
+    assert (data["routes.conf"], data["gateways.conf"]) == ("", "")  # the release's own apply
+    assert json.loads(data["state.json"]) == {
+        "routes": None,
+        "cut_gateways": [],
+        "pinned": [],
+        "history": [],
+    }
     release = named(east, RELEASE, "-nats-release")
     assert depends_on(east, release, runtime)  # mounted by the release's pods
 
@@ -61,3 +73,34 @@ def test_a_region_without_the_services_image_runs_no_control_service(
     central = deployed["central"]  # app disabled, no image: the ConfigMap, but no service
     assert named(central, CONFIG_MAP, "-nats-runtime")
     assert [r for r in central.of_type(DEPLOYMENT) if r.name.endswith("-control-service")] == []
+
+
+def test_the_control_service_knows_the_keys_the_servers_present_on_their_gateways(
+    east: Evaluation, west: Evaluation
+) -> None:
+    """West's service may pin east's servers and its own (east, deployed first, knew only
+    itself): each pin is the SHA-256 of the key in the certificate that region's servers
+    present, as nats-server computes it (auth.go matchesPinnedCert)."""
+    presented = {ev.outputs["natsClusterName"].value: _server_key_pin(ev) for ev in (east, west)}
+    assert east.outputs["gatewayPin"].value == presented["east"]
+    assert west.outputs["gatewayPin"].value == presented["west"]
+    assert _pins(east) == {"east": [presented["east"]]}
+    assert _pins(west) == {"east": [presented["east"]], "west": [presented["west"]]}
+
+
+def _pins(evaluation: Evaluation) -> dict[str, list[str]]:
+    control = named(evaluation, DEPLOYMENT, "-control-service")
+    (container,) = control.inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    pins: dict[str, list[str]] = json.loads(env["GATEWAY_PINS"])
+    return pins
+
+
+def _server_key_pin(evaluation: Evaluation) -> str:
+    secret = named(evaluation, SECRET, "-nats-pki-server")
+    data = secret.inputs["stringData"]["value"]  # a secret input
+    cert = x509.load_pem_x509_certificate(data["tls.crt"].encode())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from infra.nats_conf import RESTART_ANNOTATION, render_nats_conf
+from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf
 from offline.evaluate import Evaluation, evaluate_stack
 from offline.mocks import SUBSCRIPTION_ID, Registration
 from offline.stack_files import load_stack_config
@@ -304,10 +304,12 @@ def test_routes_and_gateways_accept_only_the_server_identity_the_pki_issues(
         assert cert.subject.rfc4514_string() == "CN=nats-server,OU=server,O=nats-supercluster"
         config = nats_release(ev).inputs["values"]["config"]
         for listener in ("cluster", "gateway"):
-            assert config[listener]["tls"]["merge"] == {"verify_and_map": True}
+            assert config[listener]["tls"]["merge"]["verify_and_map"] is True
             assert config[listener]["merge"]["authorization"] == {
                 "user": cert.subject.rfc4514_string()
             }
+        # The gateway's TLS also includes the runtime pins (empty until a cut).
+        assert set(config["gateway"]["tls"]["merge"]) == {"verify_and_map", INCLUDE_KEY}
         for who in ("calculator", "requester", "admin"):
             signed = named(ev, SIGNED, f"-pki-{who}-cert")
             subject = x509.load_pem_x509_certificate(signed.state["certPem"].encode()).subject

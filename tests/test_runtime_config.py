@@ -1,14 +1,23 @@
 """The control service's decisions without a server: what a config.put may say, what the
-runtime file says, who asked, and what status makes of the servers' replies (shaped as
-nats-server v2.14.2 sends them; the live test checks the same against real servers)."""
+runtime files say, which keys a cut pins, who asked, and what status makes of the servers'
+replies (shaped as nats-server v2.14.2 sends them; the live test checks the same against real
+servers)."""
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from infra.peers import gateway_pins, read_peers
+from infra.pki import spki_pin
 from infra.runtime_config import (
     HISTORY_KEPT,
     MAX_ROUTES,
@@ -18,13 +27,20 @@ from infra.runtime_config import (
     RuntimeState,
     applied,
     caller,
+    connected_regions,
     effective,
+    parse_pins,
     parse_put,
+    pins_for,
     region_servers,
     reply_allowed,
-    routes_file,
+    runtime_files,
     status,
 )
+from offline.tls_mocks import private_key
+
+EAST, WEST, CENTRAL = "e" * 64, "a" * 64, "c" * 64
+PINS = {"east": (EAST,), "west": (WEST,), "central": (CENTRAL,)}
 
 
 def put(body: Any) -> Put:
@@ -33,10 +49,12 @@ def put(body: Any) -> Put:
 
 def test_a_put_sets_routes_clears_them_or_empties_them_when_forced() -> None:
     assert put({"routes": ["tls://east-3.east-headless:6222", "nats://[fd00::1]:6222"]}) == Put(
-        ("tls://east-3.east-headless:6222", "nats://[fd00::1]:6222")
+        ("tls://east-3.east-headless:6222", "nats://[fd00::1]:6222"), sets_routes=True
     )
-    assert put({"routes": None}) == Put(None)
-    assert put({"routes": [], "force": True}) == Put((), True)
+    assert put({"routes": None}) == Put(None, sets_routes=True)
+    assert put({"routes": [], "force": True}) == Put((), sets_routes=True, force=True)
+    assert put({"cut_gateways": ["west"]}) == Put(cut_gateways=("west",), sets_cut=True)
+    assert put({"cut_gateways": []}) == Put(sets_cut=True)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +63,10 @@ def test_a_put_sets_routes_clears_them_or_empties_them_when_forced() -> None:
         (b"\xff\xfe", "body", "not JSON"),
         (b"[" * 100_000, "body", "not JSON"),
         (b'["routes"]', "body", "JSON object"),
-        (b'{"routes": ["tls://a:1"], "routez": []}', "routez", "known: routes, force"),
+        (b'{"routes": ["tls://a:1"], "routez": []}', "routez", "known: routes, cut_gateways"),
+        (b'{"cut_gateways": "west"}', "cut_gateways", "list of region names"),
+        (b'{"cut_gateways": [["west"]]}', "cut_gateways", "list of region names"),
+        (b'{"cut_gateways": ["west", "west"]}', "cut_gateways", "twice"),
         (b'{"gateways": []}', "gateways", "cannot reload a gateway list"),
         (b'{"routes": [], "force": 1}', "force", "true or false"),
         (b'{"force": true}', "routes", "nothing to change"),
@@ -76,17 +97,90 @@ def test_a_put_is_bounded() -> None:
     assert put({"routes": many[:MAX_ROUTES]}).routes == tuple(many[:MAX_ROUTES])
 
 
-def test_the_runtime_file_is_empty_until_routes_are_overridden() -> None:
-    assert routes_file(RuntimeState()) == ""
-    state = RuntimeState(("tls://a:6222", "tls://b:6222"))
-    assert routes_file(state) == 'routes: ["tls://a:6222", "tls://b:6222"]\n'
-    assert routes_file(RuntimeState(())) == "routes: []\n"
+def test_the_runtime_files_are_empty_until_an_operator_changes_them() -> None:
+    empty = runtime_files(RuntimeState())
+    assert (empty["routes.conf"], empty["gateways.conf"]) == ("", "")
+    files = runtime_files(RuntimeState(("tls://a:6222", "tls://b:6222")))
+    assert files["routes.conf"] == 'routes: ["tls://a:6222", "tls://b:6222"]\n'
+    assert runtime_files(RuntimeState(()))["routes.conf"] == "routes: []\n"
+    cut = runtime_files(RuntimeState(None, ("west",), (CENTRAL, EAST)))
+    assert cut["gateways.conf"] == f'pinned_certs: ["{CENTRAL}", "{EAST}"]\n'
+    assert cut["routes.conf"] == ""
+
+
+def test_a_cut_pins_every_known_region_but_the_ones_cut_off() -> None:
+    cut_west = put({"cut_gateways": ["west"]})
+    assert pins_for(cut_west, "east", PINS, {"west", "central"}) == (CENTRAL, EAST)
+    assert pins_for(put({"cut_gateways": []}), "east", PINS, {"west"}) == ()
+    everyone = put({"cut_gateways": ["west", "central"]})
+    with pytest.raises(PutError, match=r'every gateway of east .*"force": true'):
+        pins_for(everyone, "east", PINS, set())
+    forced = put({"cut_gateways": ["west", "central"], "force": True})
+    assert pins_for(forced, "east", PINS, set()) == (EAST,)  # its own key: never an empty pin set
+
+
+@pytest.mark.parametrize(
+    ("body", "pins", "connected", "field", "says"),
+    [
+        ({"cut_gateways": ["east"]}, PINS, set(), "cut_gateways[0]", "known: central, west"),
+        ({"cut_gateways": ["west", "north"]}, PINS, set(), "cut_gateways[1]", "'north'"),
+        ({"cut_gateways": ["west"]}, {"west": (WEST,)}, set(), "cut_gateways", "own region"),
+        ({"cut_gateways": ["west"]}, {}, set(), "cut_gateways", "GATEWAY_PINS"),
+        (  # a region that joined after this release would be cut off with the one named
+            {"cut_gateways": ["west"]},
+            PINS,
+            {"west", "north"},
+            "cut_gateways",
+            "north connected, but this release has no key for it",
+        ),
+    ],
+)
+def test_a_cut_that_would_do_more_than_asked_is_refused(
+    body: dict[str, Any],
+    pins: dict[str, tuple[str, ...]],
+    connected: set[str],
+    field: str,
+    says: str,
+) -> None:
+    with pytest.raises(PutError) as raised:
+        pins_for(put(body), "east", pins, connected)
+    assert raised.value.field == field
+    assert says in str(raised.value)
+
+
+def test_gateway_pins_come_as_hex_keys_by_region() -> None:
+    assert parse_pins(json.dumps({"east": [EAST]})) == {"east": (EAST,)}
+    assert parse_pins("") == {}
+    for bad in ("{", "[]", '{"east": "x"}', json.dumps({"east": [EAST.upper()]})):
+        with pytest.raises(ValueError, match="GATEWAY_PINS"):
+            parse_pins(bad)
+
+
+def test_the_connected_regions_are_this_regions_gateways_in_and_out() -> None:
+    replies = Replies()
+    replies.add("varz", [_reply("e0", {"cluster": {"name": "east"}}), _reply("w0", _west())])
+    replies.add(
+        "gatewayz",
+        [
+            _reply("e0", {"outbound_gateways": {"west": {}}, "inbound_gateways": {"north": []}}),
+            _reply("w0", {"outbound_gateways": {"south": {}}}),  # not east's
+        ],
+    )
+    assert connected_regions(replies, "east") == {"west", "north"}
+
+
+def _west() -> dict[str, Any]:
+    return {"cluster": {"name": "west"}}
+
+
+def _reply(server: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"server": {"name": server}, "data": data}
 
 
 def test_state_survives_its_file_and_keeps_the_last_changes() -> None:
     state = RuntimeState()
     for n in range(HISTORY_KEPT + 5):
-        state = applied(state, Put((f"tls://h{n}:6222",)), "CN=admin", f"t{n}")
+        state = applied(state, put({"routes": [f"tls://h{n}:6222"]}), "CN=admin", f"t{n}")
     assert len(state.history) == HISTORY_KEPT
     assert state.history[-1] == {
         "who": "CN=admin",
@@ -95,9 +189,21 @@ def test_state_survives_its_file_and_keeps_the_last_changes() -> None:
     }
     assert RuntimeState.from_json(state.to_json()) == state
     assert RuntimeState.from_json("") == RuntimeState()
-    back = applied(state, Put(None), "CN=admin", "later")
+    back = applied(state, put({"routes": None}), "CN=admin", "later")
     assert back.routes is None
     assert back.history[-1]["routes"] is None
+    cut = applied(back, put({"cut_gateways": ["west"]}), "CN=admin", "cut", (EAST,))
+    assert (cut.cut_gateways, cut.pinned, cut.history[-1]["cut_gateways"]) == (
+        ("west",),
+        (EAST,),
+        ["west"],
+    )
+    assert "routes" not in cut.history[-1]  # a put changes what it names, nothing else
+    routed = applied(cut, put({"routes": ["tls://a:6222"]}), "CN=admin", "routes")
+    assert (routed.cut_gateways, routed.pinned) == (("west",), (EAST,))
+    lifted = applied(routed, put({"cut_gateways": []}), "CN=admin", "lift")
+    assert (lifted.cut_gateways, lifted.pinned, lifted.routes) == ((), (), ("tls://a:6222",))
+    assert RuntimeState.from_json(lifted.to_json()) == lifted
 
 
 def test_the_caller_is_what_the_server_says_about_the_importer() -> None:
@@ -216,9 +322,53 @@ def test_a_region_reloads_only_its_own_servers() -> None:
 
 
 def test_config_get_shows_the_regions_routes_as_run_and_the_override() -> None:
-    state = applied(RuntimeState(), Put(("tls://e0:6222",)), "CN=admin", "now")
+    state = applied(RuntimeState(), put({"routes": ["tls://e0:6222"]}), "CN=admin", "now")
     got = effective(_replies(), "east", state)
     assert got["routes"] == {"e0": ["e0:6222"], "e1": ["e1:6222"], "e2": ["e2:6222"]}
     assert got["gateways"]["e0"] == [{"name": "west", "urls": ["w:7222"]}]
     assert got["runtime_routes"] == ["tls://e0:6222"]
     assert got["history"] == [{"who": "CN=admin", "when": "now", "routes": ["tls://e0:6222"]}]
+
+
+def test_a_pin_is_the_sha256_of_the_key_as_the_server_sees_it_in_the_certificate() -> None:
+    """pulumi-tls's public_key_pem is x509.MarshalPKIXPublicKey in a PUBLIC KEY block
+    (terraform-provider-tls internal/provider/common_key.go, setPublicKeyAttributes);
+    nats-server pins sha256(cert.RawSubjectPublicKeyInfo) (v2.14.2 auth.go matchesPinnedCert).
+    The live test checks the servers against these pins."""
+    key = private_key({"algorithm": "ECDSA", "ecdsaCurve": "P256"})
+    cert = locally_signed_cert_for(key["privateKeyPem"])
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert spki_pin(key["publicKeyPem"]) == hashlib.sha256(spki).hexdigest()
+    with pytest.raises(ValueError, match="PUBLIC KEY"):
+        spki_pin(cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def test_the_pins_a_release_gives_its_control_service() -> None:
+    reading = read_peers(
+        "east",
+        {
+            "west": {"gatewayUrl": "tls://w:7222", "natsClusterName": "west", "gatewayPin": WEST},
+            "old": {"gatewayUrl": "tls://o:7222", "natsClusterName": "old"},  # before pins
+        },
+    )
+    assert gateway_pins("east", EAST, reading) == {"east": [EAST], "west": [WEST]}
+
+
+def locally_signed_cert_for(private_key_pem: str) -> x509.Certificate:
+    """A certificate for that key, as the servers present it."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nats-server")])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
