@@ -6,7 +6,7 @@ from components.cluster import build_cluster
 from components.control import RegionControl, RegionControlArgs
 from components.jetstream import JetStreamArgs, JetStreamResources
 from components.nats_region import NatsRegion, NatsRegionArgs
-from components.peers import PeerStacks
+from components.peers import PeerStacks, check_referenced_stacks
 from components.stack_config import read_stack_config
 from components.trust import supercluster_trust
 from components.workloads import Application, ApplicationArgs
@@ -16,6 +16,7 @@ from infra.nats_values import nats_context
 from infra.peers import gateway_pins
 
 config = read_stack_config()  # validated in full before any resource exists
+check_referenced_stacks(config)  # peers and the CA's stack, also before any resource
 name = base_name(config)
 
 platform = build_cluster(name, config)

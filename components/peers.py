@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import pulumi
 
-from infra.config import StackConfig
-from infra.peers import PeerReading, quorum_warning, read_peers, stack_reference_name
+from infra.config import ConfigError, StackConfig
+from infra.peers import (
+    PeerReading,
+    read_peers,
+    referenced_stack_issues,
+    stack_reference_name,
+)
+from infra.quorum import quorum_warning
+
+# The engine's built-in function behind StackReference (pulumi pkg/resource/deploy/builtins.go
+# readStackOutputs): {name} -> {name, outputs, secretOutputNames}; an unknown stack is an error.
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 
 class PeerStacks(pulumi.ComponentResource):
@@ -74,6 +85,33 @@ class PeerStacks(pulumi.ComponentResource):
                 )
             )
         return certs, keys
+
+
+def check_referenced_stacks(config: StackConfig) -> None:
+    """Before any resource: every peer and the CA's stack exist, the CA's stack publishes a CA,
+    and no deployed peer already has this region's NATS cluster name. Raises ConfigError."""
+    organization = pulumi.get_organization()
+
+    def qualified(stack: str) -> str:
+        return stack_reference_name(stack, organization, config.project)
+
+    peers = {peer: qualified(peer) for peer in config.peers}
+    ca_stack = None if config.owns_ca else qualified(config.pki.ca_stack)
+    found = {name: _read_outputs(name) for name in {*peers.values(), ca_stack} if name}
+    issues = referenced_stack_issues(config.cluster_name, peers, ca_stack, found)
+    if issues:
+        raise ConfigError(config.project, config.stack, issues)
+
+
+def _read_outputs(stack: str) -> dict[str, Any] | None:
+    try:
+        result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack})
+    except Exception as error:  # the engine's answer for a stack that does not exist
+        if "unknown stack" in str(error):
+            return None
+        raise
+    outputs: dict[str, Any] = dict(result.value.get("outputs") or {})
+    return outputs
 
 
 def _logged(reading: PeerReading, resource: pulumi.Resource) -> PeerReading:

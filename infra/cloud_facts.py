@@ -75,6 +75,23 @@ AZURE_ZONELESS_REGIONS = frozenset(
     }
 )  # fmt: skip
 
+# AWS regions (the partitions' regions EKS runs in). Source: pulumi-aws 7.51.1 (the pinned
+# provider) pulumi_aws/_enums.py class Region; tests/test_config.py checks the table against
+# the installed provider.
+AWS_REGIONS = frozenset(
+    {
+        "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2",
+        "ap-northeast-3", "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2",
+        "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+        "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
+        "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1",
+        "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1",
+        "us-west-2", "cn-north-1", "cn-northwest-1", "eusc-de-east-1", "us-gov-east-1",
+        "us-gov-west-1", "us-iso-east-1", "us-iso-west-1", "us-isob-east-1", "us-isob-west-1",
+        "eu-isoe-west-1", "us-isof-east-1", "us-isof-south-1",
+    }
+)  # fmt: skip
+
 # Availability zone IDs where EKS cannot place a cluster's control-plane subnets. Zone names
 # (us-east-1c) map to different IDs in each account, so the check needs the account's mapping.
 # Source: awsdocs/amazon-eks-user-guide latest/ug/.../network-reqs.adoc @101184ec, "The subnets

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
 
+from infra.config_base import ConfigModel
 from infra.jetstream import JetStreamConfig
 
 Cloud = Literal["aws", "azure"]
@@ -95,18 +95,7 @@ PrivateNetwork = Annotated[ipaddress.IPv4Network, AfterValidator(_private_networ
 AwsPrincipalArn = Annotated[str, Field(pattern=_AWS_PRINCIPAL_ARN.pattern)]
 
 
-class _Model(BaseModel):
-    """Keys are camelCase in stack config (Pulumi's convention); unknown keys are errors."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-
-class NodesConfig(_Model):
+class NodesConfig(ConfigModel):
     """The Kubernetes worker pool that runs NATS and the application."""
 
     instance_type: str | None = Field(
@@ -121,7 +110,7 @@ class NodesConfig(_Model):
     )
 
 
-class EksConfig(_Model):
+class EksConfig(ConfigModel):
     """Settings that only exist on AWS."""
 
     vpc_cidr: PrivateNetwork = ipaddress.IPv4Network("10.10.0.0/16")
@@ -135,7 +124,7 @@ class EksConfig(_Model):
     )
 
 
-class AksConfig(_Model):
+class AksConfig(ConfigModel):
     """Settings that only exist on Azure."""
 
     pod_cidr: PrivateNetwork = ipaddress.IPv4Network("10.244.0.0/16")
@@ -149,7 +138,7 @@ class AksConfig(_Model):
     authorized_ip_ranges: list[ipaddress.IPv4Network] = Field(default_factory=list)
 
 
-class NatsConfig(_Model):
+class NatsConfig(ConfigModel):
     """The NATS servers of this region."""
 
     replicas: int = Field(3, ge=1, le=5, description="servers in this region")
@@ -178,7 +167,7 @@ def _image(value: str) -> str:
     return value
 
 
-class AppConfig(_Model):
+class AppConfig(ConfigModel):
     """The application of seed 001 on this region (services/)."""
 
     enabled: bool = True
@@ -192,7 +181,7 @@ class AppConfig(_Model):
     )
 
 
-class PkiConfig(_Model):
+class PkiConfig(ConfigModel):
     """Who owns the supercluster's CA (that stack creates it, every other stack reads it), and
     which CA generations are trusted and which one signs: a CA rotation is three rounds of
     `pulumi up` over the stacks, [1] -> [1, 2] (trust) -> issuing 2 (issue) -> [2] (retire)."""
@@ -210,7 +199,7 @@ class PkiConfig(_Model):
         return self.issuing_generation or min(self.ca_generations)
 
 
-class RawStackConfig(_Model):
+class RawStackConfig(ConfigModel):
     cloud: Cloud
     region: str = Field(min_length=1)
     cluster_name: DnsLabel | None = None

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from infra.cloud_facts import (
     AKS_VERSIONS,
+    AWS_REGIONS,
     AZURE_ZONAL_REGIONS,
     AZURE_ZONELESS_REGIONS,
     EKS_VERSIONS,
@@ -48,6 +49,16 @@ def cross_check(cfg: RawStackConfig, stack: str, today: date) -> list[ConfigIssu
             ConfigIssue(
                 "region",
                 f"is not an {cfg.cloud} region name like {example!r}",
+                cfg.region,
+                has_value=True,
+            )
+        )
+    elif cfg.cloud == "aws" and cfg.region not in AWS_REGIONS:
+        add(
+            ConfigIssue(
+                "region",
+                "is not an AWS region (infra/cloud_facts.py, from the pinned pulumi-aws); "
+                "regions: " + ", ".join(sorted(AWS_REGIONS)),
                 cfg.region,
                 has_value=True,
             )

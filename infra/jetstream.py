@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
 
+from infra.config_base import INT64_MAX, ConfigModel
 from infra.identities import ANSWER_SUBJECTS, ANSWERS_STREAM, RECORDER_CONSUMER
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -38,7 +38,10 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text)
     if not match:
         raise ValueError("must be a duration like '30s', '5m', '2h', '5d' or '0'")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    nanoseconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if nanoseconds > INT64_MAX:
+        raise ValueError("is longer than JetStream can hold (64-bit nanoseconds, about 292 years)")
+    return nanoseconds
 
 
 def _duration(text: str) -> str:
@@ -65,23 +68,17 @@ Name = Annotated[str, AfterValidator(_name)]
 Subject = Annotated[str, AfterValidator(_subject)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-
-class Placement(_Model):
+class Placement(ConfigModel):
     cluster: Name | None = Field(None, description="default: this stack's NATS cluster")
     tags: list[str] = Field(default_factory=list)
 
 
-class SourceConfig(_Model):
+class SourceConfig(ConfigModel):
     name: Name
     filter_subject: Subject | None = None
 
 
-class StreamSpec(_Model):
+class StreamSpec(ConfigModel):
     name: Name
     subjects: list[Subject] = Field(default_factory=list)
     storage: Literal["file", "memory"] = "file"
@@ -104,7 +101,7 @@ class StreamSpec(_Model):
     adopt: bool = Field(False, description="take over an existing stream that differs")
 
 
-class ConsumerSpec(_Model):
+class ConsumerSpec(ConfigModel):
     stream: Name
     name: Name
     filter_subjects: list[Subject] = Field(default_factory=list)
@@ -119,7 +116,7 @@ class ConsumerSpec(_Model):
     adopt: bool = False
 
 
-class KvSpec(_Model):
+class KvSpec(ConfigModel):
     bucket: Name
     history: int = Field(1, ge=1, le=64)
     ttl: Duration = "0"
@@ -156,7 +153,7 @@ def _seed_consumers() -> list[ConsumerSpec]:
     ]
 
 
-class JetStreamConfig(_Model):
+class JetStreamConfig(ConfigModel):
     """Defaults to seed 001's `answers` stream and the recorder's consumer."""
 
     streams: list[StreamSpec] = Field(default_factory=_seed_streams)

@@ -13,6 +13,11 @@ from typing import Any
 
 from infra.identities import SERVER_SUBJECT_DN, SYSTEM_ACCOUNT, accounts_block
 from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf, restart_fingerprint
+from infra.runtime_files import (
+    GATEWAYS_INCLUDE,
+    ROUTES_INCLUDE,
+    RUNTIME_DIR,
+)
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -28,11 +33,6 @@ CA_SECRET_KEY = "ca.crt"
 # chart's /etc/nats-config, its routes file included from nats.conf's `cluster` block and its
 # gateways file from the `gateway` block's `tls`.
 RUNTIME_VOLUME = "runtime"
-RUNTIME_DIR = "nats-runtime"
-ROUTES_FILE = "routes.conf"
-ROUTES_INCLUDE = f"../{RUNTIME_DIR}/{ROUTES_FILE}"
-GATEWAYS_FILE = "gateways.conf"
-GATEWAYS_INCLUDE = f"../{RUNTIME_DIR}/{GATEWAYS_FILE}"
 # Labels the chart puts on its pods; the program's own LoadBalancer Service selects them.
 CHART_NAME_LABEL = "app.kubernetes.io/name"
 CHART_INSTANCE_LABEL = "app.kubernetes.io/instance"

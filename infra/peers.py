@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra.config_model import ConfigIssue
 from infra.jetstream import DeclaredStream, streams_from_summary
 from infra.nats_values import Gateway
 
@@ -67,33 +68,82 @@ def peer_gateways(reading: PeerReading) -> tuple[Gateway, ...]:
     return tuple(Gateway(p.cluster_name, p.gateway_url) for p in reading.peers)
 
 
-def quorum_warning(jetstream_servers: Mapping[str, int]) -> str | None:
-    """JetStream's meta group needs a majority of all JetStream servers. If cutting one region
-    off from the others leaves neither side a majority, that partition stops JetStream updates
-    everywhere (nats-server issue 4502): say so, and how to avoid it."""
-    total = sum(jetstream_servers.values())
-    if len(jetstream_servers) < 2 or total == 0:
-        return None
-    majority = total // 2 + 1
-    fragile = sorted(
-        region
-        for region, servers in jetstream_servers.items()
-        if servers < majority and total - servers < majority
-    )
-    if not fragile:
-        return None
-    counts = ", ".join(f"{r}={n}" for r, n in sorted(jetstream_servers.items()))
-    return (
-        f"JetStream quorum: {total} servers ({counts}) need {majority} for a meta leader; if "
-        f"{' or '.join(fragile)} is cut off from the rest, neither side keeps a majority and "
-        "JetStream stops everywhere. Add a small third region (README, 'JetStream quorum') or "
-        "turn JetStream off in one region."
-    )
-
-
 def gateway_pins(own_cluster: str, own_pin: str, reading: PeerReading) -> dict[str, list[str]]:
     """The server keys of this region and of each deployed peer that publishes one, by NATS
     cluster name: what the control service may pin when it cuts a region off."""
     pins = {own_cluster: [own_pin]}
     pins.update({p.cluster_name: [p.gateway_pin] for p in reading.peers if p.gateway_pin})
     return pins
+
+
+def referenced_stack_issues(
+    own_cluster: str,
+    peers: Mapping[str, str],
+    ca_stack: str | None,
+    found: Mapping[str, Mapping[str, Any] | None],
+) -> list[ConfigIssue]:
+    """What the stacks this one reads say about its config, checked before anything exists.
+    `peers`: each `peers` entry -> its qualified name; `ca_stack`: the qualified name of the CA's
+    stack when another stack owns it; `found`: qualified name -> its outputs, None when no such
+    stack exists."""
+    issues: list[ConfigIssue] = []
+    names: dict[str, str] = {}
+    for entry, qualified in peers.items():
+        outputs = found.get(qualified)
+        if outputs is None:
+            issues.append(
+                ConfigIssue(
+                    "peers",
+                    f"stack {qualified!r} does not exist (`pulumi stack ls`); create and deploy "
+                    "it first, or remove it from peers",
+                    entry,
+                    has_value=True,
+                )
+            )
+            continue
+        name = outputs.get("natsClusterName")
+        if not name:
+            continue  # created but not deployed: it connects to this region when it is
+        if name == own_cluster:
+            issues.append(
+                ConfigIssue(
+                    "clusterName",
+                    f"is already the NATS cluster name of peer stack {qualified!r}; two regions "
+                    "with one name would merge into one gateway: give this region its own",
+                    own_cluster,
+                    has_value=True,
+                )
+            )
+        elif name in names:
+            issues.append(
+                ConfigIssue(
+                    "peers",
+                    f"{names[name]!r} and {qualified!r} both use NATS cluster name {name!r}",
+                    entry,
+                    has_value=True,
+                )
+            )
+        names[str(name)] = qualified
+    if ca_stack is not None:
+        outputs = found.get(ca_stack)
+        if outputs is None:
+            issues.append(
+                ConfigIssue(
+                    "pki.caStack",
+                    f"stack {ca_stack!r} does not exist (`pulumi stack ls`); name the stack "
+                    "that owns the CA (the one without pki.caStack), deployed first",
+                    ca_stack,
+                    has_value=True,
+                )
+            )
+        elif not outputs.get("caCerts"):
+            issues.append(
+                ConfigIssue(
+                    "pki.caStack",
+                    f"stack {ca_stack!r} publishes no CA (no caCerts output): it is not the CA's "
+                    "stack, or it is not deployed yet (deploy it first)",
+                    ca_stack,
+                    has_value=True,
+                )
+            )
+    return issues

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.nats_values import GATEWAYS_FILE, ROUTES_FILE, ROUTES_INCLUDE, RUNTIME_DIR
-from infra.peers import quorum_warning
+from infra.quorum import quorum_warning
+from infra.runtime_files import GATEWAYS_FILE, ROUTES_FILE, ROUTES_INCLUDE, RUNTIME_DIR
 
 __all__ = ["GATEWAYS_FILE", "ROUTES_FILE", "ROUTES_INCLUDE", "RUNTIME_DIR", "STATE_FILE"]
 

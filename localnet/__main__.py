@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from localnet.control import ENDPOINTS
 from localnet.control import run as control_run
+from localnet.database import mysql_url
 from localnet.demo import DEFAULT_STATE_DIR, DemoOptions, Supercluster, stop_leftovers
 from localnet.processes import Record, in_use, run_exclusively, stop_all
 
@@ -120,7 +122,7 @@ def down(state_dir: Path, timeout: float = 90.0) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m localnet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start, demonstrate, report, stop")
@@ -134,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--concurrency", type=int, default=32)
     start.add_argument(
         "--mysql",
-        help="record into mysql://user:password@host:port/db instead of the embedded database",
+        help="record into mysql://user@host:port/db instead of the embedded database; the "
+        "password from MYSQL_PASSWORD or --mysql-password-file, never the command line",
     )
+    start.add_argument("--mysql-password-file", type=Path, help="a file holding the password")
     start.add_argument(
         "--keep-running", action="store_true", help="after the report, keep running until Ctrl-C"
     )
@@ -163,23 +167,31 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="put: allow an empty route list, or a cut of every gateway",
     )
+    return parser
+
+
+def _put_body(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, object]:
+    if args.clear and args.routes is not None:
+        parser.error("put takes --routes URL... or --clear, not both")
+    body: dict[str, object] = {}
+    if args.clear or args.routes is not None:
+        body["routes"] = None if args.clear else list(args.routes)
+    if args.cut is not None:
+        body["cut_gateways"] = list(args.cut)
+    if not body:
+        parser.error("put needs --routes URL..., --clear or --cut [REGION...]")
+    if args.force:
+        body["force"] = True
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "down":
         return down(args.state_dir)
     if args.command == "control":
-        body: dict[str, object] | None = None
-        if args.endpoint == "put":
-            if args.clear and args.routes is not None:
-                parser.error("put takes --routes URL... or --clear, not both")
-            body = {}
-            if args.clear or args.routes is not None:
-                body["routes"] = None if args.clear else list(args.routes)
-            if args.cut is not None:
-                body["cut_gateways"] = list(args.cut)
-            if not body:
-                parser.error("put needs --routes URL..., --clear or --cut [REGION...]")
-            if args.force:
-                body["force"] = True
+        body = _put_body(args, parser) if args.endpoint == "put" else None
         return control_run(args.state_dir, args.region, args.endpoint, body)
     if args.requests < 1 or args.rtt_ms < 0:
         parser.error("--requests must be at least 1 and --rtt-ms not negative")
@@ -187,12 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--port-base must be between 1024 and 65000")
     # nats-py's TLS connections make asyncio warn on every close; not the user's business.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
+    mysql = None
+    if args.mysql is not None:
+        try:
+            mysql = mysql_url(args.mysql, os.environ, args.mysql_password_file)
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
+    os.umask(0o077)  # what the run writes (keys, logs, the database) is this user's alone
     options = DemoOptions(
         state_dir=args.state_dir,
         rtt_ms=args.rtt_ms,
         requests=args.requests,
         concurrency=args.concurrency,
-        mysql=args.mysql,
+        mysql=mysql,
         port_base=args.port_base,
     )
     started = time.monotonic()

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -22,17 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats
 import nats.errors
 
 from components.jetstream import JetStreamProvider
-from infra.identities import MATH_OPERATIONS
+from infra.identities import MATH_OPERATIONS, identity
 from infra.jetstream import JetStreamConfig, declared_objects
 from localnet.control import REGIONS_FILE
+from localnet.database import database_env
 from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
-from localnet.region import LocalRegion, use_ports_from
+from localnet.region import LOOPBACK, LocalRegion, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
+from services.calculator import subject as calculator_subject
 
 DEFAULT_STATE_DIR = PROJECT_DIR / ".local" / "supercluster"
 REGIONS = (
@@ -98,7 +102,9 @@ class Supercluster:
         stop_leftovers(options.state_dir)
         if options.state_dir.exists():
             shutil.rmtree(options.state_dir)
-        options.state_dir.mkdir(parents=True)
+        # Keys, logs and the database: the owner's alone.
+        options.state_dir.mkdir(parents=True, mode=0o700)
+        options.state_dir.chmod(0o700)
         use_ports_from(options.port_base)
         planned = plan_supercluster(
             options.state_dir, list(options.region_plans()), linked=options.linked
@@ -270,21 +276,12 @@ class Supercluster:
             self.say(f"JetStream {description} (the stack's default, through the same provider)")
 
     def _database_env(self) -> dict[str, str]:
-        if self.options.mysql is None:
-            return {"DB_DRIVER": "sqlite", "DB_PATH": str(self.options.state_dir / "answers.db")}
-        from urllib.parse import urlparse  # noqa: PLC0415
-
-        url = urlparse(self.options.mysql)
-        return {
-            "DB_DRIVER": "mysql",
-            "DB_HOST": url.hostname or "127.0.0.1",
-            "DB_PORT": str(url.port or 3306),
-            "DB_USER": url.username or "",
-            "DB_PASSWORD": url.password or "",
-            "DB_NAME": url.path.lstrip("/") or "answers",
-        }
+        return database_env(self.options.mysql, self.options.state_dir)
 
     def _wait_for_calculators(self, timeout: float = 30) -> None:
+        """Until every calculator runs and each region's queue interest is known on every one
+        of its servers: a request entering any of them is then served in the region (a server
+        that has not yet heard of its own region's calculators sends it over a gateway)."""
         deadline = time.monotonic() + timeout
         expected = {
             name: len(MATH_OPERATIONS)
@@ -292,10 +289,12 @@ class Supercluster:
             if self.options.app_regions is None or name in self.options.app_regions
         }
         while time.monotonic() < deadline:
-            if {k: v for k, v in self.responders().items() if v} == expected:
+            if {k: v for k, v in self.responders().items() if v} == expected and all(
+                asyncio.run(_served_in_region(self.regions[name])) for name in expected
+            ):
                 return
             time.sleep(0.2)
-        raise TimeoutError("calculators did not start")
+        raise TimeoutError("calculators did not start serving in their regions")
 
     def responders(self) -> dict[str, int]:
         counts = dict.fromkeys(self.regions, 0)
@@ -461,3 +460,34 @@ def stop_leftovers(state_dir: Path) -> int:
     stopped = stop_all(Record.read(pid_file).processes)
     pid_file.unlink(missing_ok=True)
     return stopped
+
+
+async def _served_in_region(region: LocalRegion) -> bool:
+    """A request for each operation, entering at each server of the region as the requester,
+    answered from the region itself."""
+    cert, key, ca = region.client_files("requester")
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    probe = json.dumps({"a": 1, "b": 1}).encode()
+    for ordinal, ports in enumerate(region.ports):
+        if region.processes[ordinal] is None:
+            continue
+        client = await nats.connect(
+            servers=[f"tls://{LOOPBACK}:{ports.client}"],
+            tls=context,
+            tls_hostname=region.spec.endpoint,
+            inbox_prefix=identity("requester").inbox_prefix.encode(),
+            allow_reconnect=False,
+            dont_randomize=True,
+        )
+        try:
+            for operation in MATH_OPERATIONS:
+                try:
+                    reply = await client.request(calculator_subject(operation), probe, timeout=2)
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    return False
+                if json.loads(reply.data).get("region") != region.name:
+                    return False
+        finally:
+            await client.close()
+    return True

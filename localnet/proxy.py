@@ -34,6 +34,9 @@ class TcpProxy:
         self._call(self._open())
 
     def stop(self) -> None:
+        if not self._thread.is_alive():  # never started (a signal came first): nothing to close
+            self._loop.close()
+            return
         self._call(self._close())
         self._call(self._cancel_connections())
         self._loop.call_soon_threadsafe(self._loop.stop)

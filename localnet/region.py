@@ -29,15 +29,9 @@ from cryptography.hazmat.primitives import serialization
 
 from infra.identities import IDENTITIES
 from infra.nats_conf import render_nats_conf, to_nats_conf_text
-from infra.nats_values import (
-    GATEWAYS_FILE,
-    ROUTES_FILE,
-    RUNTIME_DIR,
-    RegionSpec,
-    chart_values,
-    host_port,
-)
+from infra.nats_values import RegionSpec, chart_values, host_port
 from infra.pki import client_spec, server_sans, server_spec, spki_pin
+from infra.runtime_files import GATEWAYS_FILE, ROUTES_FILE, RUNTIME_DIR
 from localnet.pki import Issued, issue
 from localnet.processes import stop_with_parent
 from localnet.proxy import TcpProxy

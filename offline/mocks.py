@@ -8,10 +8,11 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc  # type: ignore[import-untyped]  # no stubs; only RpcError and StatusCode
 from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.rpc import deserialize_properties
@@ -113,64 +114,77 @@ class CloudMocks(Mocks):
         return resource_id, {**inputs, **state}
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
-            name = str(args.args.get("resourceName"))
-            server = f"https://{name}-{_token(name, length=8)}.hcp.{self.region}.azmk8s.io:443"
-            kubeconfig = json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": name,
-                    "clusters": [
-                        {
-                            "name": name,
-                            "cluster": {
-                                "server": server,
-                                "certificate-authority-data": _fake_pem_b64(name),
-                            },
-                        }
-                    ],
-                    "users": [
-                        {
-                            "name": f"clusterUser_{name}",
-                            "user": {"token": f"mock-token-{_token('token', name, length=32)}"},
-                        }
-                    ],
-                    "contexts": [
-                        {"name": name, "context": {"cluster": name, "user": f"clusterUser_{name}"}}
-                    ],
-                }
-            )
-            encoded = base64.b64encode(kubeconfig.encode()).decode()
-            return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}, []
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {
-                "accountId": ACCOUNT_ID,
-                "arn": self.account.caller_arn,
-                "userId": f"AROA{_token('user', length=16).upper()}:session",
-                "id": ACCOUNT_ID,
-            }, []
-        if args.token == "aws:iam/getSessionContext:getSessionContext":
-            return self._session_context(str(args.args.get("arn"))), []
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            zones = sorted(
-                (n, i) for n, i in self.account.zone_ids.items() if n.startswith(self.region)
-            )
-            return {
-                "names": [n for n, _ in zones],
-                "zoneIds": [i for _, i in zones],
-                "groupNames": [self.region] * len(zones),
-                "id": self.region,
-                "state": args.args.get("state"),
-            }, []
-        if args.token == "azure-native:authorization:getClientConfig":
-            return {
-                "subscriptionId": SUBSCRIPTION_ID,
-                "tenantId": _token("tenant", length=32),
-                "clientId": _token("client", length=32),
-                "objectId": _token("object", length=32),
-            }, []
-        return {}, []
+        """Invokes (data sources), answered as the provider or the engine answers them."""
+        answer = _INVOKES.get(args.token)
+        return (answer(self, args.args), []) if answer else ({}, [])
+
+    def _aks_user_credentials(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = str(args.get("resourceName"))
+        server = f"https://{name}-{_token(name, length=8)}.hcp.{self.region}.azmk8s.io:443"
+        kubeconfig = json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": name,
+                "clusters": [
+                    {
+                        "name": name,
+                        "cluster": {
+                            "server": server,
+                            "certificate-authority-data": _fake_pem_b64(name),
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": f"clusterUser_{name}",
+                        "user": {"token": f"mock-token-{_token('token', name, length=32)}"},
+                    }
+                ],
+                "contexts": [
+                    {"name": name, "context": {"cluster": name, "user": f"clusterUser_{name}"}}
+                ],
+            }
+        )
+        encoded = base64.b64encode(kubeconfig.encode()).decode()
+        return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}
+
+    def _caller_identity(self, _args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "accountId": ACCOUNT_ID,
+            "arn": self.account.caller_arn,
+            "userId": f"AROA{_token('user', length=16).upper()}:session",
+            "id": ACCOUNT_ID,
+        }
+
+    def _session_context_of(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._session_context(str(args.get("arn")))
+
+    def _availability_zones(self, args: dict[str, Any]) -> dict[str, Any]:
+        zones = sorted(
+            (n, i) for n, i in self.account.zone_ids.items() if n.startswith(self.region)
+        )
+        return {
+            "names": [n for n, _ in zones],
+            "zoneIds": [i for _, i in zones],
+            "groupNames": [self.region] * len(zones),
+            "id": self.region,
+            "state": args.get("state"),
+        }
+
+    def _azure_client_config(self, _args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "subscriptionId": SUBSCRIPTION_ID,
+            "tenantId": _token("tenant", length=32),
+            "clientId": _token("client", length=32),
+            "objectId": _token("object", length=32),
+        }
+
+    def _read_stack_outputs(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The engine's function behind StackReference: the same answer, or "unknown stack"."""
+        state = self._stack_reference(str(args.get("name")), args)
+        state.pop("__id")
+        return state
 
     # --- AWS ---------------------------------------------------------------------------------
     def _session_context(self, arn: str) -> dict[str, Any]:
@@ -401,6 +415,32 @@ _STATE: dict[str, Any] = {
         tls_mocks.locally_signed_cert(i)
     ),
 }
+
+
+class EngineError(grpc.RpcError):  # type: ignore[misc]  # grpc has no type hints
+    """What the Pulumi engine answers for a failed call: a gRPC status with its details."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
+_INVOKES: dict[str, Callable[[CloudMocks, dict[str, Any]], dict[str, Any]]] = {
+    "azure-native:containerservice:listManagedClusterUserCredentials": (
+        CloudMocks._aks_user_credentials
+    ),
+    "aws:index/getCallerIdentity:getCallerIdentity": CloudMocks._caller_identity,
+    "aws:iam/getSessionContext:getSessionContext": CloudMocks._session_context_of,
+    "aws:index/getAvailabilityZones:getAvailabilityZones": CloudMocks._availability_zones,
+    "azure-native:authorization:getClientConfig": CloudMocks._azure_client_config,
+    "pulumi:pulumi:readStackOutputs": CloudMocks._read_stack_outputs,
+}
 # Outputs a stack marks secret; a StackReference hands them on as secrets.
 _SECRET_STACK_OUTPUTS = {"kubeconfig", "caKeys", "natsContext"}
 
@@ -506,6 +546,11 @@ class RecordingMonitor(MockMonitor):
         return response
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        """A refused invoke reaches the program as the engine sends it: a gRPC error, which the
+        SDK raises to the caller (and does not also fail the run, as an exception here would)."""
         self._live_thread_loop()
         self.invokes.append(request.tok)
-        return super().Invoke(request)  # type: ignore[no-untyped-call]
+        try:
+            return super().Invoke(request)  # type: ignore[no-untyped-call]
+        except Exception as error:
+            raise EngineError(str(error)) from error

@@ -21,6 +21,13 @@ def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
     peers before it (the order `pulumi up` must follow for the first deploy)."""
     needs = stack_needs(project_dir)
     names = sorted(needs)
+    for name in names:
+        missing = sorted(needs[name] - set(names))
+        if missing:
+            raise ValueError(
+                f"stack {name!r} references {', '.join(repr(m) for m in missing)} (peers or "
+                f"pki.caStack), which has no Pulumi.<stack>.yaml; stacks: {', '.join(names)}"
+            )
     ordered: list[str] = []
     while len(ordered) < len(names):
         ready = [n for n in names if n not in ordered and needs[n] <= set(ordered)]
@@ -45,9 +52,29 @@ def _referenced(config: dict[str, str], project: str) -> set[str]:
     return {str(p).split("/")[-1] for p in [*peers, ca_stack]} - {""}
 
 
+MAX_STACK_FILE_BYTES = 1 << 20
+
+
+class _NoAliases(yaml.SafeLoader):
+    """A stack file needs no anchors or aliases, and nested aliases expand exponentially once
+    turned into config text (a billion laughs): refuse them where they appear."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.YAMLError(
+                f"YAML alias *{event.anchor} {event.start_mark}: stack files take no aliases"
+            )
+        return super().compose_node(parent, index)
+
+
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """Objects and lists become JSON, scalars their text, as with `pulumi config --json`."""
-    document = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    text = path.read_text()
+    if len(text) > MAX_STACK_FILE_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_STACK_FILE_BYTES} bytes")
+    document = yaml.load(text, Loader=_NoAliases) or {}  # a SafeLoader without aliases
     return {key: config_text(value) for key, value in (document.get("config") or {}).items()}
 
 

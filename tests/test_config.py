@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import pulumi_aws as aws
 import pytest
+import yaml
 
+from infra.cloud_facts import AWS_REGIONS
 from infra.config import ConfigError, StackConfig, parse_stack_config
-from offline.evaluate import EvaluationError, evaluate_stack
-from offline.stack_files import load_stack_config
+from infra.peers import referenced_stack_issues
+from offline.evaluate import Evaluation, EvaluationError, evaluate_stack, qualified
+from offline.stack_files import load_stack_config, stack_names
 
 P = "nats-supercluster"
 # Bare minimal configs; the application needs an image, so these switch it off.
@@ -106,6 +111,29 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
     ("cloud unknown", with_(AWS, cloud="gcp"), "cloud", "'aws' or 'azure'"),
     ("region missing", {f"{P}:cloud": "aws"}, "region", "required"),
     ("azure region on aws", with_(AWS, region="westus"), "region", "us-east-1"),
+    ("aws region that does not exist", with_(AWS, region="us-east-99"), "region", "us-east-2"),
+    ("peers as a string", with_(AWS, peers="east"), "peers", "valid list"),
+    ("replicas a boolean", with_(AWS, nats={"replicas": True}), "nats.replicas", "not true"),
+    (
+        "stream bytes past 64 bits",
+        with_(AWS, jetstream={"streams": [{"name": "s", "subjects": ["s.>"], "maxBytes": 10**30}]}),
+        "jetstream.streams[0].maxBytes",
+        "64-bit",
+    ),
+    (
+        "stream bytes a float",
+        with_(AWS, jetstream={"streams": [{"name": "s", "subjects": ["s.>"], "maxBytes": 1e30}]}),
+        "jetstream.streams[0].maxBytes",
+        "integer",
+    ),
+    (
+        "stream age past 64 bits",
+        with_(
+            AWS, jetstream={"streams": [{"name": "s", "subjects": ["s.>"], "maxAge": f"{10**20}d"}]}
+        ),
+        "jetstream.streams[0].maxAge",
+        "292 years",
+    ),
     ("aws region on azure", with_(AZURE, region="us-west-2"), "region", "westus"),
     ("misspelt key", with_(AWS, clusterNmae="east"), "clusterNmae", "clusterName"),
     ("misspelt nested key", with_(AWS, nodes={"cnt": 3}), "nodes.cnt", "minCount"),
@@ -365,3 +393,77 @@ def test_every_problem_is_reported_at_once() -> None:
         parse(raw)
     assert set(caught.value.keys) >= {"cloud", "nodes.count", "clusterNmae"}
     assert "nothing was created" in str(caught.value)
+
+
+def test_the_aws_regions_are_the_pinned_providers() -> None:
+    """infra/cloud_facts.py's table is pulumi-aws's own list at the pinned version."""
+    assert {r.value for r in aws.Region} == AWS_REGIONS
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "says"),
+    [
+        ({"pki": {"caStack": "westt"}}, "pki.caStack", "'organization/nats-supercluster/westt' "
+         "does not exist"),
+        ({"pki": {"caStack": "central"}}, "pki.caStack", "publishes no CA"),
+        ({"peers": ["east", "north"]}, "peers", "'organization/nats-supercluster/north' does "
+         "not exist"),
+        ({"clusterName": "east"}, "clusterName", "already the NATS cluster name"),
+    ],
+)  # fmt: skip
+def test_the_stacks_a_region_reads_are_checked_before_any_resource(
+    east: Evaluation, change: dict[str, Any], key: str, says: str
+) -> None:
+    """East deployed, central created but not deployed: each of these used to fail only after
+    31-59 resources, some with another resource's error."""
+    outputs = {
+        qualified(P, "east"): east.output_values(),
+        qualified(P, "central"): {},
+    }
+    raw = dict(load_stack_config("west"))
+    for name, value in change.items():
+        raw[f"{P}:{name}"] = value if isinstance(value, str) else json.dumps(value)
+    with pytest.raises(EvaluationError) as caught:
+        evaluate_stack("west", raw, stack_outputs=outputs)
+    assert isinstance(caught.value.cause, ConfigError), caught.value.cause
+    assert caught.value.cause.keys == [key]
+    assert says in str(caught.value.cause)
+    assert caught.value.resources == []
+
+
+def test_a_peer_created_but_not_deployed_is_not_an_error() -> None:
+    issues = referenced_stack_issues(
+        "west",
+        {"east": "o/p/east", "central": "o/p/central"},
+        None,
+        {"o/p/east": {"natsClusterName": "east"}, "o/p/central": {}},
+    )
+    assert issues == []
+    twins = referenced_stack_issues(
+        "west",
+        {"east": "o/p/east", "east2": "o/p/east2"},
+        None,
+        {"o/p/east": {"natsClusterName": "east"}, "o/p/east2": {"natsClusterName": "east"}},
+    )
+    assert [(i.key, i.value) for i in twins] == [("peers", "east2")]
+
+
+def test_a_stack_file_with_aliases_is_refused_before_it_can_expand(tmp_path: Path) -> None:
+    """A billion laughs: nine levels of nine aliases would be 10^9 strings as config text."""
+    levels = ["a0: &a0 [lol]"] + [
+        f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)
+    ]
+    (tmp_path / "Pulumi.yaml").write_text("name: nats-supercluster\n")
+    (tmp_path / "Pulumi.laughs.yaml").write_text(
+        "config:\n" + "".join(f"  {line}\n" for line in levels)
+    )
+    with pytest.raises(yaml.YAMLError, match="take no aliases"):
+        load_stack_config("laughs", tmp_path)
+
+
+def test_a_peer_without_a_stack_file_is_named_not_called_a_cycle(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: nats-supercluster\n")
+    (tmp_path / "Pulumi.west.yaml").write_text("config:\n  nats-supercluster:peers: [east]\n")
+    with pytest.raises(ValueError, match=r"'east' .*no Pulumi\.<stack>\.yaml") as caught:
+        stack_names(tmp_path)
+    assert "cycle" not in str(caught.value)

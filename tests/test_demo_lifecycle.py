@@ -135,7 +135,8 @@ def test_a_signal_during_start_up_stops_what_was_started(tmp_path: Path, demos: 
     demo.wait_for("-- starting region west")
     started = demo.started()  # east's servers, perhaps some of west's
     os.kill(demo.process.pid, signal.SIGTERM)
-    assert demo.finish() == 128 + signal.SIGTERM
+    code = demo.finish()
+    assert code == 128 + signal.SIGTERM, "".join(demo.lines)[-3000:]
     assert _gone(started) == []
     assert children_of(demo.process.pid) == []
 

@@ -27,8 +27,9 @@ from infra.jetstream import (
 from infra.kubeconfig import aks_kubeconfig, eks_kubeconfig
 from infra.naming import base_name, common_tags, kubernetes_cluster_name
 from infra.network import ZoneError, check_eks_zones, elb_subnet_tags, subnet_plan
-from infra.peers import quorum_warning, read_peers, stack_reference_name
+from infra.peers import read_peers, stack_reference_name
 from infra.pki import server_sans
+from infra.quorum import quorum_warning
 from infra.storage import DEFAULT_CLASS_ANNOTATION, aks_jetstream, eks_gp3
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from infra.jetstream_ops import Connection, JetStreamAdmin, with_admin
+from localnet.database import database_env, mysql_url
 from localnet.demo import DemoOptions, Supercluster, admin_connection
 from localnet.region import LocalRegion
 from offline.stack_files import PROJECT_DIR
@@ -73,6 +75,49 @@ def test_the_demo_runs_reports_and_leaves_nothing_behind(tmp_path: Path) -> None
     assert float(failover.group(1)) >= 40  # the added round trip is there
     assert "records stored: 150 of 150 published (0 missing)" in out
     assert _processes_under(state) == []
+    # Keys, logs and the database are the user's alone: the directory, and what the run wrote.
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    written = [state / "answers.db", *(state / "logs").iterdir()]
+    assert len(written) > 1
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in written)
+
+
+@pytest.mark.parametrize(
+    ("url", "environ", "password_file", "expected"),
+    [
+        ("mysql://app@db:3306/answers", {}, None, ("mysql://app@db:3306/answers", "")),
+        ("mysql://app@db/answers", {"MYSQL_PASSWORD": "p@ss:w/rd"}, None,
+         ("mysql://app:p%40ss%3Aw%2Frd@db/answers", "p@ss:w/rd")),
+        ("mysql://app@db/answers", {"MYSQL_PASSWORD": "ignored"}, "from-file\n",
+         ("mysql://app:from-file@db/answers", "from-file")),
+    ],
+)  # fmt: skip
+def test_the_mysql_password_comes_from_the_environment_or_a_file(
+    tmp_path: Path,
+    url: str,
+    environ: dict[str, str],
+    password_file: str | None,
+    expected: tuple[str, str],
+) -> None:
+    path = None
+    if password_file is not None:
+        path = tmp_path / "password"
+        path.write_text(password_file)
+    got = mysql_url(url, environ, path)
+    env = database_env(got, tmp_path)
+    assert (got, env["DB_PASSWORD"]) == expected
+    assert (env["DB_USER"], env["DB_HOST"], env["DB_NAME"]) == ("app", "db", "answers")
+
+
+def test_a_password_on_the_command_line_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "localnet", "up", "--state-dir", str(tmp_path / "s"),
+         "--mysql", "mysql://app:secret@127.0.0.1:3306/answers"],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "MYSQL_PASSWORD" in result.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ def test_the_copied_files_are_enough_to_import_every_program(tmp_path: Path) -> 
         "services.requester",
         "services.recorder",
         "services.health",
+        "services.control",
     ]
     result = subprocess.run(
         [sys.executable, "-P", "-c", f"import {', '.join(programs)}"],
