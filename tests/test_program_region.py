@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf
-from offline.evaluate import Evaluation, evaluate_stack
+from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
 from offline.mocks import SUBSCRIPTION_ID, Registration
 from offline.stack_files import load_stack_config
 from tests.conftest import after, depends_on, named
@@ -261,8 +261,9 @@ def test_a_peer_not_yet_deployed_is_skipped_with_a_message(east: Evaluation) -> 
 def test_a_peer_with_the_same_cluster_name_is_an_error(east: Evaluation) -> None:
     config = load_stack_config("west")
     config["nats-supercluster:clusterName"] = "east"
-    with pytest.raises(Exception, match="already has; set a unique clusterName"):
+    with pytest.raises(EvaluationError, match="already the NATS cluster name of peer") as caught:
         evaluate_stack("west", config, stack_outputs=after(east))
+    assert caught.value.resources == []  # found before anything is registered
 
 
 def test_west_needs_the_ca_stack_deployed_first(east: Evaluation) -> None:

@@ -203,7 +203,7 @@ def _measure_cut(cluster: Supercluster, isolated: str, writes: int, say: Say) ->
     return Cut(isolated, leader, side, settled, results, creates)
 
 
-def _settled_leader(cluster: Supercluster, isolated: str, timeout: float = 45) -> tuple[str, str]:
+def _settled_leader(cluster: Supercluster, isolated: str, timeout: float = 90) -> tuple[str, str]:
     """The meta leader once the partition has settled: the side holding a majority of the
     JetStream servers reports a leader of its own, and the other side none of its own (a
     leader that lost its quorum keeps the title until it notices, about 10 s in nats-server's
