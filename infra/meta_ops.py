@@ -11,13 +11,14 @@ server disables JetStream. `$SYS.REQ.SERVER.PING.JSZ` is answered by every serve
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
+
+from infra.sys_ping import gather
 
 REMOVE_PEER = "$JS.API.SERVER.REMOVE"
 PING_JSZ = "$SYS.REQ.SERVER.PING.JSZ"
@@ -60,19 +61,7 @@ def departed_peers(group: MetaGroup, server_name_prefix: str, keep: Iterable[str
 
 async def read_meta_group(client: Client, wait: float = 1.0) -> MetaGroup:
     """Every server answers the ping; collect for `wait` seconds."""
-    inbox = client.new_inbox()
-    subscription = await client.subscribe(inbox)
-    await client.publish(PING_JSZ, b"", reply=inbox)
-    replies = []
-    deadline = asyncio.get_running_loop().time() + wait
-    while (left := deadline - asyncio.get_running_loop().time()) > 0:
-        try:
-            msg = await subscription.next_msg(timeout=left)
-        except TimeoutError:
-            break
-        replies.append(json.loads(msg.data))
-    await subscription.unsubscribe()
-    return meta_group(replies)
+    return meta_group(await gather(client, PING_JSZ, b"", wait))
 
 
 async def remove_peer(client: Client, name: str) -> None:

@@ -46,6 +46,7 @@ from infra.runtime_config import (
     reply_allowed,
     status,
 )
+from infra.sys_ping import gather
 from services import logs
 from services.connect import connect
 from services.runtime_store import RuntimeStore, store_from
@@ -54,23 +55,6 @@ from services.settings import ControlSettings, NatsSettings
 VERSION = "1.0.0"
 REPLY_PREFIXES = ("_INBOX.system.", IMPORT_REPLIES.removesuffix(">"))
 PINGS = ("varz", "routez", "gatewayz", "jsz", "healthz")
-
-
-async def gather(client: Client, subject: str, body: bytes, wait: float) -> list[dict[str, Any]]:
-    """Every server answers a `$SYS.REQ.SERVER.PING.*` request; collect for `wait` seconds."""
-    inbox = client.new_inbox()
-    subscription = await client.subscribe(inbox)
-    await client.publish(subject, body, reply=inbox)
-    replies = []
-    deadline = time.monotonic() + wait
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            msg = await subscription.next_msg(timeout=left)
-        except TimeoutError:
-            break
-        replies.append(json.loads(msg.data))
-    await subscription.unsubscribe()
-    return replies
 
 
 async def ping(client: Client, wait: float, kinds: tuple[str, ...] = PINGS) -> Replies:
