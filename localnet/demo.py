@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import ssl
 import subprocess
 import sys
 import time
@@ -27,13 +26,14 @@ import nats
 import nats.errors
 
 from components.jetstream import JetStreamProvider
-from infra.identities import MATH_OPERATIONS, identity
+from infra.identities import MATH_OPERATIONS
 from infra.jetstream import JetStreamConfig, declared_objects
+from localnet.clients import connect_as
 from localnet.control import REGIONS_FILE
 from localnet.database import database_env
 from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
-from localnet.region import LOOPBACK, LocalRegion, use_ports_from
+from localnet.region import LocalRegion, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 from services.calculator import subject as calculator_subject
@@ -465,21 +465,11 @@ def stop_leftovers(state_dir: Path) -> int:
 async def _served_in_region(region: LocalRegion) -> bool:
     """A request for each operation, entering at each server of the region as the requester,
     answered from the region itself."""
-    cert, key, ca = region.client_files("requester")
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
     probe = json.dumps({"a": 1, "b": 1}).encode()
-    for ordinal, ports in enumerate(region.ports):
-        if region.processes[ordinal] is None:
+    for ordinal, process in enumerate(region.processes):
+        if process is None:
             continue
-        client = await nats.connect(
-            servers=[f"tls://{LOOPBACK}:{ports.client}"],
-            tls=context,
-            tls_hostname=region.spec.endpoint,
-            inbox_prefix=identity("requester").inbox_prefix.encode(),
-            allow_reconnect=False,
-            dont_randomize=True,
-        )
+        client = await connect_as(region, "requester", server=ordinal, dont_randomize=True)
         try:
             for operation in MATH_OPERATIONS:
                 try:

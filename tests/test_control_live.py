@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,9 @@ from typing import Any
 import nats
 import pytest
 
+from infra.identities import IdentityName
 from infra.nats_conf import INCLUDE_KEY, to_nats_conf_text
+from localnet.clients import connect_as
 from localnet.control import REGIONS_FILE
 from localnet.control import run as control_run
 from localnet.demo import DemoOptions, Supercluster
@@ -43,24 +44,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
 
 
 async def _call(
-    region: LocalRegion, who: str, endpoint: str, body: Any = None, reply: str | None = None
+    region: LocalRegion,
+    who: IdentityName,
+    endpoint: str,
+    body: Any = None,
+    reply: str | None = None,
 ) -> tuple[bool, Any]:
-    cert, key, ca = region.client_files(who)
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
     errors: list[str] = []
 
     async def on_error(error: Exception) -> None:
         errors.append(str(error))
 
-    client = await nats.connect(
-        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
-        tls=context,
-        tls_hostname=region.spec.endpoint,
-        inbox_prefix=f"_INBOX.{who}".encode(),
-        error_cb=on_error,
-        allow_reconnect=False,
-    )
+    client = await connect_as(region, who, error_cb=on_error)
     payload = json.dumps(body).encode() if body is not None else b""
     subject = f"supercluster.east.{endpoint}"
     try:
@@ -79,7 +74,7 @@ async def _call(
 
 
 def call(
-    region: LocalRegion, who: str, endpoint: str, body: Any = None, *, wait: float = 0
+    region: LocalRegion, who: IdentityName, endpoint: str, body: Any = None, *, wait: float = 0
 ) -> tuple[bool, Any]:
     """`wait`: seconds to keep asking while nobody answers (the service reconnecting)."""
     deadline = time.monotonic() + wait
@@ -244,15 +239,7 @@ def test_a_malformed_put_is_refused_naming_the_field_and_changes_nothing(
 
 
 async def _raw_put(region: LocalRegion, payload: bytes) -> tuple[bool, Any]:
-    cert, key, ca = region.client_files("admin")
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
-    client = await nats.connect(
-        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
-        tls=context,
-        tls_hostname=region.spec.endpoint,
-        allow_reconnect=False,
-    )
+    client = await connect_as(region, "admin")
     try:
         message = await client.request("supercluster.east.config.put", payload, timeout=10)
     finally:
@@ -270,7 +257,7 @@ async def _raw_put(region: LocalRegion, payload: bytes) -> tuple[bool, Any]:
     ],
 )
 def test_other_identities_get_nothing_and_change_nothing(
-    cluster: Supercluster, who: str, endpoint: str
+    cluster: Supercluster, who: IdentityName, endpoint: str
 ) -> None:
     east = cluster.regions["east"]
     routes_file = east.runtime_dir / "routes.conf"

@@ -21,7 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
+from infra.identities import IdentityName
 from infra.jetstream_ops import Connection, with_admin
+from localnet.clients import connect_as
 from localnet.demo import admin_connection, create_seed_jetstream
 from localnet.demo import service_env as local_service_env
 from localnet.mariadb import MariaDb, available
@@ -122,18 +124,8 @@ def _wait_for_service(region: LocalRegion, subject: str) -> None:
     asyncio.run(probe())
 
 
-async def _client(region: LocalRegion, identity: str) -> Client:
-    import ssl  # noqa: PLC0415
-
-    cert, key, ca = region.client_files(identity)
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
-    return await nats.connect(
-        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
-        tls=context,
-        tls_hostname=region.spec.endpoint,
-        inbox_prefix=f"_INBOX.{identity}".encode(),
-    )
+async def _client(region: LocalRegion, identity: IdentityName) -> Client:
+    return await connect_as(region, identity, allow_reconnect=True)
 
 
 def run_requester(region: LocalRegion, count: int, seed: int, log: Path) -> dict[str, Any]:

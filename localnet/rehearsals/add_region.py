@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import nats
 
 from infra.jetstream_ops import JetStreamApiError, JetStreamUnreachableError
+from localnet.clients import connect_as
 from localnet.demo import DemoOptions, Supercluster
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import (
@@ -252,16 +252,7 @@ async def _writes_from(regions: Iterable[LocalRegion], count: int) -> dict[str, 
 
 
 async def _publish(region: LocalRegion, count: int, budget: float = 5.0) -> tuple[int, int]:
-    cert, key, ca = region.client_files("requester")
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
-    client = await nats.connect(
-        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
-        tls=context,
-        tls_hostname=region.spec.endpoint,
-        inbox_prefix=b"_INBOX.requester",
-        allow_reconnect=False,
-    )
+    client = await connect_as(region, "requester")
     js = client.jetstream()
     stamp = time.time_ns()
 

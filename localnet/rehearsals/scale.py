@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ssl
 from pathlib import Path
 
-import nats
 from nats.aio.client import Client
 
 from infra.meta_ops import MetaGroup, read_meta_group, remove_departed
 from infra.nats_conf import render_nats_conf
 from infra.nats_values import chart_values
+from localnet.clients import connect_as
 from localnet.demo import DemoOptions, Supercluster
 from localnet.region import LOOPBACK, LocalRegion, ServerPorts
 from localnet.rehearsals.common import (
@@ -35,16 +34,7 @@ from localnet.traffic import Traffic
 
 async def as_control(region: LocalRegion) -> Client:
     """The `control` identity (system account), through the region's load balancer."""
-    cert, key, ca = region.client_files("control")
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
-    return await nats.connect(
-        servers=[f"tls://{region.lb_address}:{region.lb_client_port}"],
-        tls=context,
-        tls_hostname=region.spec.endpoint,
-        inbox_prefix=b"_INBOX.control",
-        allow_reconnect=False,
-    )
+    return await connect_as(region, "control")
 
 
 def meta_group_of(region: LocalRegion) -> MetaGroup:
