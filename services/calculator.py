@@ -14,7 +14,6 @@ import logging
 import math
 import operator
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -129,25 +128,14 @@ class Unanswerable:
     at most once per interval, so a client sending many cannot flood the logs."""
 
     def __init__(self, logger: logging.Logger, interval_seconds: float = 60.0) -> None:
-        self.logger = logger
-        self.interval = interval_seconds
-        self.total = 0
-        self._unlogged = 0
-        self._last_log = -math.inf
+        self.throttle = logs.Throttle(logger, interval_seconds)
+
+    @property
+    def total(self) -> int:
+        return self.throttle.total
 
     def count(self, now: float | None = None) -> None:
-        self.total += 1
-        self._unlogged += 1
-        now = time.monotonic() if now is None else now
-        if now - self._last_log >= self.interval:
-            logs.event(
-                self.logger,
-                "requests without a reply subject ignored",
-                since_last_log=self._unlogged,
-                total=self.total,
-            )
-            self._unlogged = 0
-            self._last_log = now
+        self.throttle.event("no reply", "requests without a reply subject ignored", now=now)
 
 
 async def serve(settings: NatsSettings, calculator: CalculatorSettings) -> None:

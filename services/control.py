@@ -5,15 +5,17 @@ NATS Services Framework service on the system account, as the `control` identity
   the JetStream meta leader and peers, stream placement, the quorum verdict and each server's
   health, all from the servers' own system-account replies;
 - `supercluster.<cluster>.config.get`: the region's routes and gateways as its servers run them,
-  the runtime override and who changed it;
+  the runtime override and the history of changes with what became of each;
 - `supercluster.<cluster>.config.put`: new routes for the region (or null: the release's own)
-  and/or the regions to cut off its gateways (or []: none), validated (a bad request changes
-  nothing and names the field), stored where the servers include them (a file, or the region's
-  ConfigMap) and applied by reload, with an audit record.
+  and/or the regions to cut off its gateways (or []: none), as a confirmed change
+  (services/control_put.py): checked before it is stored, verified after it is applied, rolled
+  back when verification fails.
 
 The admin reaches it from APP through a service import, the system identity (read-only) reaches
 status and config.get directly; it answers only into those callers' inboxes, never to another
-reply subject (one naming an API would make it a deputy).
+reply subject (one naming an API would make it a deputy). Reads are served concurrently from
+one shared gathering of the servers' replies, with a bounded number waiting ("busy" beyond it),
+so no reader can delay a put; refusals are logged at most once a minute per caller.
 """
 
 from __future__ import annotations
@@ -22,39 +24,38 @@ import asyncio
 import json
 import logging
 import signal
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import nats.errors
 import nats.micro
 from nats.aio.client import Client
 from nats.micro.request import Request
 
 from infra.identities import CONTROL_PREFIX, IMPORT_REPLIES
-from infra.runtime_config import (
-    PutError,
-    Replies,
-    applied,
-    caller,
-    connected_regions,
-    effective,
-    parse_put,
-    pins_for,
-    region_servers,
-    reply_allowed,
-    status,
-)
+from infra.runtime_checks import Expectation, region_of, route_urls, server_urls
+from infra.runtime_config import APPLIED, PENDING, PutError, caller, parse_put, reply_allowed
+from infra.runtime_status import Replies, effective, status
 from infra.sys_ping import gather
 from services import logs
+from services.config_check import ConfigChecker
 from services.connect import connect
+from services.control_put import ChangeFailed, PutTransaction, Timing, pending_changes
 from services.runtime_store import RuntimeStore, store_from
+from services.server_links import ServerLinks
 from services.settings import ControlSettings, NatsSettings
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 REPLY_PREFIXES = ("_INBOX.system.", IMPORT_REPLIES.removesuffix(">"))
 PINGS = ("varz", "routez", "gatewayz", "jsz", "healthz")
+MAX_WAITING_READS = 64
+PENDING_NOTE = (
+    "stored in the ConfigMap; the kubelet copies it into the servers' pods within a minute or "
+    "two and the chart's reloader reloads them. This service watches the servers and records "
+    "the outcome (applied, or rolled back and why) in config.get's history under this change."
+)
+
+Work = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
 async def ping(client: Client, wait: float, kinds: tuple[str, ...] = PINGS) -> Replies:
@@ -80,97 +81,177 @@ class Control:
         *,
         reload_by_request: bool,
         logger: logging.Logger,
+        checker: ConfigChecker,
         gateway_pins: Mapping[str, Sequence[str]] | None = None,
         wait: float = 1.0,
+        timing: Timing | None = None,
+        max_waiting_reads: int = MAX_WAITING_READS,
+        links: ServerLinks | None = None,
     ) -> None:
         self.client = client
         self.cluster = cluster
         self.store = store
         self.reload_by_request = reload_by_request
         self.logger = logger
-        self.gateway_pins = dict(gateway_pins or {})
         self.wait = wait
+        self.max_waiting_reads = max_waiting_reads
+        self.transaction = PutTransaction(
+            client,
+            cluster,
+            store=store,
+            checker=checker,
+            ping=self._replies,
+            logger=logger,
+            gateway_pins=dict(gateway_pins or {}),
+            timing=timing or Timing(),
+            links=links,
+        )
+        self.links = links
+        self.refusals = logs.Throttle(logger)
         self.refused_replies = 0
+        self.waiting_reads = 0
+        self._put_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flights: dict[tuple[str, ...], asyncio.Future[Replies]] = {}
 
     def subject(self, endpoint: str) -> str:
         return f"{CONTROL_PREFIX}.{self.cluster}.{endpoint}"
 
-    async def answer(self, request: Request, *, work: Any) -> None:
+    async def answer(self, request: Request, *, work: Work, read: bool) -> None:
         reply = request._msg.reply  # the framework's Request does not expose the reply subject
+        who = caller(request.headers)
         if not reply_allowed(reply, REPLY_PREFIXES):
             self.refused_replies += 1
-            self.logger.warning(
+            self.refusals.event(
+                f"reply {who}",
                 "request with a reply subject outside the callers' inboxes ignored",
-                extra={"fields": {"reply": reply[:80], "refused": self.refused_replies}},
+                level=logging.WARNING,
+                reply=reply[:80],
+                caller=who,
             )
             return
+        if not read:
+            await self._serve(request, work, who)
+            return
+        if self.waiting_reads >= self.max_waiting_reads:
+            self.refusals.event(f"busy {who}", "read refused: busy", caller=who)
+            await request.respond_error(
+                "503", f"busy: {self.waiting_reads} reads waiting; try again in a second"
+            )
+            return
+        self.waiting_reads += 1
+        self.spawn(self._serve(request, work, who), read=True)
+
+    def spawn(self, work: Awaitable[None], *, read: bool = False) -> None:
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                if read:
+                    self.waiting_reads -= 1
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, request: Request, work: Work, who: str) -> None:
         try:
             answer = await work(request)
         except PutError as error:
+            self.refusals.event(
+                f"refused {who}",
+                "request refused",
+                level=logging.WARNING,
+                caller=who,
+                error=str(error)[:300],
+            )
             await request.respond_error("400", str(error))
+            return
+        except ChangeFailed as failed:
+            self.logger.warning(
+                "runtime change rolled back", extra={"fields": {"caller": who, "why": str(failed)}}
+            )
+            await request.respond_error("500", str(failed))
             return
         await request.respond(json.dumps(answer).encode())
 
+    async def _replies(self, kinds: tuple[str, ...]) -> Replies:
+        """The servers' replies to `kinds`, one gathering shared by every request that asks
+        while it runs."""
+        flight = self._flights.get(kinds)
+        if flight is None:
+            flight = asyncio.ensure_future(ping(self.client, self.wait, kinds))
+            self._flights[kinds] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(kinds, None))
+        return await asyncio.shield(flight)
+
     async def status(self, _request: Request) -> dict[str, Any]:
-        return status(self.cluster, await ping(self.client, self.wait))
+        return status(self.cluster, await self._replies(PINGS))
 
     async def config_get(self, _request: Request) -> dict[str, Any]:
-        replies = await ping(self.client, self.wait, ("varz",))
-        return effective(replies, self.cluster, self.store.read())
+        replies = await self._replies(("varz",))
+        snapshot = await asyncio.to_thread(self.store.read)
+        return effective(replies, self.cluster, snapshot.state)
 
     async def config_put(self, request: Request) -> dict[str, Any]:
         put = parse_put(request.data)
-        pinned: tuple[str, ...] = ()
-        if put.cut_gateways:
-            replies = await ping(self.client, self.wait, ("varz", "gatewayz"))
-            pinned = pins_for(
-                put, self.cluster, self.gateway_pins, connected_regions(replies, self.cluster)
-            )
         who = caller(request.headers)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        after = applied(self.store.read(), put, who, when, pinned)
-        self.store.write(after)
-        reloads = await self._reload() if self.reload_by_request else {}
-        record = {**after.history[-1], "reloads": reloads}
-        logs.event(self.logger, "runtime configuration changed", **record)
-        return {
-            "applied": record,
-            "runtime_routes": list(after.routes) if after.routes is not None else None,
-            "cut_gateways": list(after.cut_gateways),
-            "reload": "by request" if self.reload_by_request else "by the chart's reloader",
-        }
+        async with self._put_lock:
+            written = await self.transaction.store_checked(put, who)
+            entry = dict(written.after.history[-1])
+            logs.event(self.logger, "runtime configuration stored", **entry)
+            answer: dict[str, Any] = {
+                "runtime_routes": list(written.after.routes)
+                if written.after.routes is not None
+                else None,
+                "cut_gateways": list(written.after.cut_gateways),
+                "reload": "by request" if self.reload_by_request else "by the chart's reloader",
+            }
+            if not self.reload_by_request:
+                self.spawn(self.transaction.watch(written))
+                return {**answer, "outcome": PENDING, "applied": entry, "pending": PENDING_NOTE}
+            result = await self.transaction.apply_by_request(written)
+        logs.event(self.logger, "runtime change applied", change=written.change, **result)
+        return {**answer, "outcome": result["outcome"], "applied": {**entry, **result}}
 
-    async def _reload(self) -> dict[str, str]:
-        """Each of the region's servers reloads its configuration (the system account's
-        `$SYS.REQ.SERVER.<id>.RELOAD`); returns each one's outcome. A reload that removes a
-        running server's route closes connections the next request may need, so a server
-        that does not answer is asked again while the routes re-form."""
-        servers = region_servers(await ping(self.client, self.wait, ("varz",)), self.cluster)
-        outcomes = {}
-        for name, server_id in sorted(servers.items()):
-            outcomes[name] = await self._reload_one(server_id)
-        return outcomes
-
-    async def _reload_one(self, server_id: str, tries: int = 5) -> str:
-        for attempt in range(1, tries + 1):
-            try:
-                reply = await self.client.request(
-                    f"$SYS.REQ.SERVER.{server_id}.RELOAD", b"", timeout=self.wait * 2
-                )
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-                if attempt < tries:
-                    await asyncio.sleep(self.wait / 2)
-                continue
-            error = json.loads(reply.data).get("error")
-            return f"failed: {error.get('description')}" if error else "reloaded"
-        return (
-            f"no answer after {tries} tries: the change is stored and takes effect at this "
-            "server's next reload or restart"
+    async def resume(self) -> None:
+        """Changes left pending by an earlier run (a restart or a rollout while watching):
+        watched again for what they must show, without the digests of before, which went with
+        that run; recorded applied, or not confirmed (and not rolled back: this run does not
+        know what came before)."""
+        state = (await asyncio.to_thread(self.store.read)).state
+        changes = pending_changes(state)
+        if not changes:
+            return
+        replies = await self._replies(("varz",))
+        servers = region_of(replies.varz, self.cluster)
+        expectation = Expectation(
+            frozenset(servers),
+            route_urls=route_urls(state.routes) if state.routes is not None else None,
         )
+        found = await self.transaction.verified(
+            expectation, servers, self.transaction.timing.pending
+        )
+        outcome = (
+            APPLIED
+            if not found
+            else f"not confirmed: {'; '.join(found)} (the control service restarted while "
+            "it was pending; not rolled back)"
+        )
+        for change in changes:
+            await self.transaction.record(change, outcome)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.links is not None:
+            await self.links.close()
 
 
 async def serve(settings: NatsSettings, control: ControlSettings) -> None:
     logger = logs.setup(f"control-{control.cluster}", settings.region)
+    checker = ConfigChecker(control.cluster)  # refuses to start without the pinned server
     client = await connect(settings, logger)
     service = Control(
         client,
@@ -178,7 +259,10 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
         store_from(control.store),
         reload_by_request=control.reload == "request",
         logger=logger,
+        checker=checker,
         gateway_pins=control.gateway_pins,
+        timing=Timing(verify=control.verify_seconds, pending=control.pending_seconds),
+        links=ServerLinks(settings, server_urls(control.server_urls), logger),
     )
     micro = await nats.micro.add_service(
         client,
@@ -187,22 +271,24 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
         description=f"status and runtime configuration of region {control.cluster}",
         metadata={"region": settings.region, "cluster": control.cluster},
     )
-    for name, subject, work in (
-        ("status", "status", service.status),
-        ("config-get", "config.get", service.config_get),
-        ("config-put", "config.put", service.config_put),
+    for name, subject, work, read in (
+        ("status", "status", service.status, True),
+        ("config-get", "config.get", service.config_get, True),
+        ("config-put", "config.put", service.config_put, False),
     ):
         await micro.add_endpoint(
             name=name,
             subject=service.subject(subject),
-            handler=partial(service.answer, work=work),
+            handler=partial(service.answer, work=work, read=read),
         )
     logs.event(logger, "serving", subjects=service.subject(">"), store=control.store)
+    service.spawn(service.resume())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     await micro.stop()
+    await service.stop()
     await client.drain()
     logs.event(logger, "stopped")

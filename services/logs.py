@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
+from collections import OrderedDict
 from typing import Any
 
 
@@ -40,3 +42,45 @@ def setup(service: str, region: str, level: str = "INFO") -> logging.Logger:
 
 def event(logger: logging.Logger, message: str, **fields: Any) -> None:
     logger.info(message, extra={"fields": fields})
+
+
+class Throttle:
+    """At most one log line per key (a caller, a kind of refusal) per interval, carrying how
+    many were not logged since, so whoever sends many bad requests cannot flood the log. The
+    keys kept are bounded: the one unseen longest is forgotten first."""
+
+    def __init__(
+        self, logger: logging.Logger, interval_seconds: float = 60.0, keys: int = 1024
+    ) -> None:
+        self.logger = logger
+        self.interval = interval_seconds
+        self.keys = keys
+        self.total = 0
+        self._seen: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def event(
+        self,
+        key: str,
+        message: str,
+        *,
+        now: float | None = None,
+        level: int = logging.INFO,
+        **fields: Any,
+    ) -> bool:
+        """Counts one; logs it (True) unless this key was logged within the interval."""
+        self.total += 1
+        now = time.monotonic() if now is None else now
+        last, unlogged = self._seen.pop(key, (-math.inf, 0))
+        unlogged += 1
+        logged = now - last >= self.interval
+        if logged:
+            self.logger.log(
+                level,
+                message,
+                extra={"fields": {**fields, "since_last_log": unlogged, "total": self.total}},
+            )
+            last, unlogged = now, 0
+        self._seen[key] = (last, unlogged)
+        while len(self._seen) > self.keys:
+            self._seen.popitem(last=False)
+        return logged

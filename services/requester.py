@@ -38,6 +38,13 @@ RETRYABLE = (
     nats.js.errors.ServiceUnavailableError,
     TimeoutError,
 )
+# JetStream's 409 "duplicate message id is in process" (JSStreamDuplicateMessageConflict,
+# nats-server v2.14.2 jetstream_batching.go): a retry of a publish whose first attempt is
+# still being stored (seen when a partition delays it); the next retry gets its ack.
+IN_PROCESS = 10158
+# What a caller counts as failed once retrying is over: the retryable failures whose budget
+# is spent, and JetStream's refusals.
+FAILURES = (*RETRYABLE, nats.js.errors.APIError)
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 2.0
 
@@ -107,6 +114,12 @@ class Summary:
         }
 
 
+def retryable(error: BaseException) -> bool:
+    return isinstance(error, RETRYABLE) or (
+        isinstance(error, nats.js.errors.APIError) and error.err_code == IN_PROCESS
+    )
+
+
 async def with_retries(budget_seconds: float, summary: Summary, call: Any) -> Any:
     """`call()` until it succeeds, retrying RETRYABLE failures with jittered backoff for up to
     `budget_seconds`; the last failure is raised once the budget is spent."""
@@ -115,7 +128,9 @@ async def with_retries(budget_seconds: float, summary: Summary, call: Any) -> An
     while True:
         try:
             return await call()
-        except RETRYABLE:
+        except FAILURES as error:
+            if not retryable(error):
+                raise
             pause = delay * (0.5 + random.random())
             if time.monotonic() + pause > deadline:
                 raise
@@ -141,7 +156,7 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                         subject(work.operation), work.payload(), timeout=requester.timeout_seconds
                     ),
                 )
-            except RETRYABLE:
+            except FAILURES:
                 summary.failed += 1
                 return
             summary.latencies_ms.append((time.perf_counter() - started) * 1000)
@@ -171,7 +186,7 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                         headers={"Nats-Msg-Id": work.request_id},
                     ),
                 )
-            except RETRYABLE as error:
+            except FAILURES as error:
                 # Answered, but JetStream did not take it in time: counted and logged whole,
                 # never dropped silently (the same Nats-Msg-Id keeps a later publish safe).
                 summary.failed += 1

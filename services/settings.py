@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.runtime_checks import server_urls
 from infra.runtime_config import parse_pins
 
 
@@ -152,12 +153,19 @@ class ControlSettings:
     """CLUSTER: the region's NATS cluster name; RUNTIME_STORE: file:<dir> or
     configmap:<namespace>/<name>; RELOAD: `request` (the service asks each server to reload)
     or `reloader` (the chart's reloader does when the ConfigMap reaches the pods);
-    GATEWAY_PINS: the known regions' server keys, which a cut pins (none: no cuts)."""
+    GATEWAY_PINS: the known regions' server keys, which a cut pins (none: no cuts);
+    VERIFY_SECONDS: how long a change reloaded by request may take to show before it is
+    rolled back; PENDING_SECONDS: the same for a change the ConfigMap carries; SERVER_URLS:
+    how to reach each server itself (a `{pod}` template or a JSON object; services/
+    server_links.py)."""
 
     cluster: str
     store: str
     reload: str
     gateway_pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    verify_seconds: int = 10
+    pending_seconds: int = 300
+    server_urls: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
@@ -172,6 +180,15 @@ class ControlSettings:
             )
         try:
             pins = parse_pins(env.get("GATEWAY_PINS", ""))
+            server_urls(env.get("SERVER_URLS", ""))
         except ValueError as error:
             raise SettingsError(str(error)) from None
-        return cls(_get(env, "CLUSTER"), store, reload, pins)
+        return cls(
+            _get(env, "CLUSTER"),
+            store,
+            reload,
+            pins,
+            verify_seconds=_int(env, "VERIFY_SECONDS", 10, 1, 300),
+            pending_seconds=_int(env, "PENDING_SECONDS", 300, 10, 3600),
+            server_urls=env.get("SERVER_URLS", ""),
+        )

@@ -1,6 +1,10 @@
-"""Shared fixtures: each stack file evaluated once under mocks, and graph helpers."""
+"""Shared fixtures: each stack file evaluated once under mocks, the local supercluster the
+control service's live tests share, and graph helpers."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -8,12 +12,30 @@ from offline.evaluate import Evaluation, evaluate_in_order, qualified
 from offline.mocks import Registration
 from offline.stack_files import load_stack_config, project_name, stack_names
 
+if TYPE_CHECKING:
+    from localnet.demo import Supercluster
+
 
 @pytest.fixture(scope="session")
 def deployed() -> dict[str, Evaluation]:
     """Every stack file, evaluated in deploy order with earlier stacks' outputs."""
     stacks = stack_names()
     return evaluate_in_order(stacks, {s: load_stack_config(s) for s in stacks})
+
+
+@pytest.fixture(scope="session")
+def control_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
+    """East and west (3 + 3 servers), their calculators and control services, no recorder:
+    started once for the control service's live test modules."""
+    from localnet.demo import DemoOptions, Supercluster  # noqa: PLC0415 (live tests only)
+
+    with Supercluster(
+        DemoOptions(
+            state_dir=tmp_path_factory.mktemp("control") / "state", rtt_ms=0, recorder=False
+        ),
+        say=lambda _line: None,
+    ).running() as supercluster:
+        yield supercluster
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from localnet.traffic import Traffic
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
-    supercluster = Supercluster(
+    with Supercluster(
         DemoOptions(
             state_dir=tmp_path_factory.mktemp("cut") / "state",
             rtt_ms=0,
@@ -33,12 +33,8 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
             recorder=False,
         ),
         say=lambda _line: None,
-    )
-    try:
-        supercluster.up()
+    ).running() as supercluster:
         yield supercluster
-    finally:
-        supercluster.down()
 
 
 def control(cluster: Supercluster, region: str, endpoint: str, body: Any = None) -> Any:

@@ -22,8 +22,9 @@ import pytest
 from infra.identities import IDENTITIES
 from infra.pki import SubjectAltNames, client_spec, server_spec
 from localnet.pki import issue
-from localnet.region import LOOPBACK, LocalRegion, free_port, nats_server_binary
+from localnet.region import LOOPBACK, LocalRegion, free_port
 from localnet.supercluster import RegionPlan, plan_supercluster
+from services.config_check import server_binary as nats_server_binary
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,7 @@ def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
-    supercluster = Supercluster(
+    with Supercluster(
         DemoOptions(
             state_dir=tmp_path_factory.mktemp("harness") / "state",
             rtt_ms=10,
@@ -182,12 +182,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
             concurrency=8,
         ),
         say=lambda _line: None,
-    )
-    try:
-        supercluster.up()
+    ).running() as supercluster:
         yield supercluster
-    finally:
-        supercluster.down()
 
 
 def _gateway_proxies(cluster: Supercluster) -> list[object]:

@@ -23,18 +23,22 @@ from infra.runtime_config import (
     MAX_ROUTES,
     Put,
     PutError,
-    Replies,
     RuntimeState,
     applied,
     caller,
-    connected_regions,
-    effective,
     parse_pins,
     parse_put,
     pins_for,
-    region_servers,
     reply_allowed,
+    rolled_back,
     runtime_files,
+    with_outcome,
+)
+from infra.runtime_status import (
+    Replies,
+    connected_regions,
+    effective,
+    region_servers,
     status,
 )
 from offline.tls_mocks import private_key
@@ -61,24 +65,25 @@ def test_a_put_sets_routes_clears_them_or_empties_them_when_forced() -> None:
     ("body", "field", "says"),
     [
         (b"\xff\xfe", "body", "not JSON"),
-        (b"[" * 100_000, "body", "not JSON"),
+        (b"[" * 100_000, "body", "a put has at most 16384"),
+        (b"[" * 10_000, "body", "nested too deeply"),
         (b'["routes"]', "body", "JSON object"),
         (b'{"routes": ["tls://a:1"], "routez": []}', "routez", "known: routes, cut_gateways"),
         (b'{"cut_gateways": "west"}', "cut_gateways", "list of region names"),
-        (b'{"cut_gateways": [["west"]]}', "cut_gateways", "list of region names"),
+        (b'{"cut_gateways": [["west"]]}', "cut_gateways[0]", "must be a region name"),
         (b'{"cut_gateways": ["west", "west"]}', "cut_gateways", "twice"),
         (b'{"gateways": []}', "gateways", "cannot reload a gateway list"),
         (b'{"routes": [], "force": 1}', "force", "true or false"),
         (b'{"force": true}', "routes", "nothing to change"),
         (b'{"routes": []}', "routes", '"force": true'),
         (b'{"routes": "tls://a:6222"}', "routes", "list of route URLs"),
-        (b'{"routes": [6222]}', "routes", "list of route URLs"),
-        (b'{"routes": ["tls://a:0"]}', "routes[0]", "not a route URL"),
-        (b'{"routes": ["tls://a:6222", "tls://b:65536"]}', "routes[1]", "not a route URL"),
-        (b'{"routes": ["tls://a:6222/path"]}', "routes[0]", "not a route URL"),
-        (b'{"routes": ["tls://user:pw@a:6222"]}', "routes[0]", "not a route URL"),
-        (b'{"routes": ["tls://a:6222\\n}"]}', "routes[0]", "not a route URL"),
-        (b'{"routes": ["tls://a:6222\\n"]}', "routes[0]", "not a route URL"),
+        (b'{"routes": [6222]}', "routes[0]", "must be a route URL string"),
+        (b'{"routes": ["tls://a:0"]}', "routes[0]", "port '0': 1 to 65535"),
+        (b'{"routes": ["tls://a:6222", "tls://b:65536"]}', "routes[1]", "port '65536'"),
+        (b'{"routes": ["tls://a:6222/path"]}', "routes[0]", "no user, path"),
+        (b'{"routes": ["tls://user:pw@a:6222"]}', "routes[0]", "no user, path"),
+        (b'{"routes": ["tls://a:6222\\n}"]}', "routes[0]", "printable ASCII"),
+        (b'{"routes": ["tls://a:6222\\n"]}', "routes[0]", "printable ASCII"),
         (b'{"routes": ["tls://a:6222", "tls://a:6222"]}', "routes", "twice"),
     ],
 )
@@ -192,7 +197,7 @@ def test_state_survives_its_file_and_keeps_the_last_changes() -> None:
     back = applied(state, put({"routes": None}), "CN=admin", "later")
     assert back.routes is None
     assert back.history[-1]["routes"] is None
-    cut = applied(back, put({"cut_gateways": ["west"]}), "CN=admin", "cut", (EAST,))
+    cut = applied(back, put({"cut_gateways": ["west"]}), "CN=admin", "cut", pinned=(EAST,))
     assert (cut.cut_gateways, cut.pinned, cut.history[-1]["cut_gateways"]) == (
         ("west",),
         (EAST,),
@@ -372,3 +377,48 @@ def locally_signed_cert_for(private_key_pem: str) -> x509.Certificate:
         .not_valid_after(now + datetime.timedelta(hours=1))
         .sign(key, hashes.SHA256())
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        (b'{"cut_gateways": 0}', "cut_gateways", "got int"),
+        (b'{"cut_gateways": false}', "cut_gateways", "got bool"),
+        (b'{"cut_gateways": {}}', "cut_gateways", "got dict"),
+        (b'{"cut_gateways": ""}', "cut_gateways", "got str"),
+        (b'{"cut_gateways": null}', "cut_gateways", "got null"),
+        (b'{"cut_gateways": ["West"]}', "cut_gateways[0]", "not a region name"),
+        (b'{"cut_gateways": ["w\\u0435st"]}', "cut_gateways[0]", "not a region name"),
+        (b'{"routes": ["tls://a:6222"], "routes": null}', "body", "given twice"),
+        (b'{"routes": ["tls://a:6222"], "force": NaN}', "body", "NaN is not JSON"),
+        (b'{"routes": [], "force": 0}', "force", "got int"),
+        (b'{"routes": ["tls://A:6222", "tls://a:6222"]}', "routes", "twice"),
+        (b" " * 1_000_000, "body", "1000000 bytes"),
+    ],
+)
+def test_every_field_is_strictly_typed(body: bytes, field: str, says: str) -> None:
+    with pytest.raises(PutError) as raised:
+        parse_put(body)
+    assert raised.value.field == field
+    assert says in str(raised.value)
+
+
+def test_thirty_three_routes_are_refused() -> None:
+    routes = [f"tls://east-{i}.east-headless:6222" for i in range(33)]
+    with pytest.raises(PutError, match="33 routes; at most 32"):
+        put({"routes": routes})
+
+
+def test_a_change_is_pending_until_its_outcome_is_recorded_and_a_later_one_supersedes_it() -> None:
+    first = applied(
+        RuntimeState(), put({"routes": ["tls://a:6222"]}), "CN=admin", "t1", change="c1"
+    )
+    assert first.history[-1]["outcome"] == "pending"
+    second = applied(first, put({"routes": ["tls://b:6222"]}), "CN=admin", "t2", change="c2")
+    assert [h["outcome"] for h in second.history] == ["superseded by c2", "pending"]
+    done = with_outcome(second, "c2", "applied")
+    assert [h["outcome"] for h in done.history] == ["superseded by c2", "applied"]
+    back = rolled_back(done, first, "c2", "east-1 has no route to east-2")
+    assert back.routes == ("tls://a:6222",)
+    assert back.history[-1]["outcome"] == "rolled back: east-1 has no route to east-2"
+    assert back.history[-1]["routes"] == ["tls://b:6222"]  # what was tried stays on record

@@ -274,3 +274,29 @@ def test_tls_files_are_taken_in_when_they_change(tmp_path: Path) -> None:
     assert files.refresh() is True  # retried once both are there
     assert files.reloads == 1
     assert files.refresh() is False
+
+
+@pytest.mark.asyncio
+async def test_a_publish_still_in_process_is_retried_until_acked() -> None:
+    """nats-server answers a retried publish whose first attempt it is still storing with
+    409 / 10158 (JSStreamDuplicateMessageConflict); the first attempt commits, and the next
+    retry is acked as a duplicate."""
+    calls = []
+
+    async def publish() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise nats.js.errors.APIError(
+                code=409, err_code=10158, description="duplicate message id is in process"
+            )
+        return "acked"
+
+    summary = Summary()
+    assert await with_retries(5, summary, publish) == "acked"
+    assert summary.retries == 2
+
+    async def other() -> None:
+        raise nats.js.errors.APIError(code=409, err_code=10071, description="wrong last seq")
+
+    with pytest.raises(nats.js.errors.APIError):  # another conflict is not retried
+        await with_retries(5, Summary(), other)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from infra.meta_ops import MetaGroup
 from localnet.demo import DemoOptions, Supercluster
-from localnet.region import LocalRegion, nats_server_binary
+from localnet.region import LocalRegion
 from localnet.rehearsals.common import (
     Report,
     Say,
@@ -27,6 +27,7 @@ from localnet.rehearsals.common import (
 from localnet.rehearsals.scale import meta_group_of
 from localnet.traffic import Traffic
 from offline.stack_files import PROJECT_DIR
+from services.config_check import server_binary as nats_server_binary
 
 PREVIOUS_SERVER = PROJECT_DIR / ".venv" / "previous-nats-server" / "bin" / "nats-server"
 REHEARSAL_LOCK = PROJECT_DIR / "requirements-rehearsal.txt"

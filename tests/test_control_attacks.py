@@ -1,0 +1,338 @@
+"""The control API never breaks the region it serves (issue 17), tried on real servers under
+continuous traffic in both regions: every put that would break east is refused before anything
+is stored, or applied, found wrong by the servers' own reports and rolled back; afterwards
+every ordered pair of east's servers delivers messages and no client request was lost. Each
+test prints its rows of the README's attack table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.runtime_config import parse_put
+from localnet.clients import connect_as
+from localnet.demo import Supercluster
+from localnet.region import LocalRegion, free_port
+from localnet.rehearsals.common import wait_until
+from localnet.reloader import ConfigMapReloader
+from localnet.traffic import Traffic
+from services.config_check import ConfigChecker
+from services.control import ping
+from services.control_put import PutTransaction, Timing
+from services.runtime_store import FileStore
+from tests.control_live import base_routes, call, call_async, meshed, undelivered
+
+FILES = ("routes.conf", "gateways.conf", "state.json")
+
+
+@pytest.fixture
+def east(control_cluster: Supercluster) -> LocalRegion:
+    return control_cluster.regions["east"]
+
+
+@contextmanager
+def under_traffic(cluster: Supercluster) -> Iterator[None]:
+    """Traffic in every region for the block; afterwards each of east's six ordered server
+    pairs delivers, and no request failed after retries."""
+    traffic = [Traffic(region).start() for region in cluster.regions.values()]
+    try:
+        yield
+    finally:
+        summaries = [t.stop() for t in traffic]
+    east = cluster.regions["east"]
+    wait_until(lambda: meshed(east), 20, "east's servers routed to one another")
+    assert undelivered(east) == []
+    for summary in summaries:
+        print(summary.line())
+        assert summary.failed == 0, summary.line()
+
+
+def _files(region: LocalRegion) -> dict[str, str]:
+    return {name: (region.runtime_dir / name).read_text() for name in FILES}
+
+
+def _put_base(region: LocalRegion) -> None:
+    ok, answer = call(region, "admin", "config.put", {"routes": base_routes(region)}, wait=15)
+    assert ok, answer
+
+
+def _spare_route(region: LocalRegion) -> str:
+    """A route to a server the region may get later (none runs there now)."""
+    names = region.spec.names
+    return f"tls://{names.pod(7)}.{names.headless_service}:{free_port()}"
+
+
+def _row(attack: str, outcome: str, seconds: float) -> None:
+    print(f"| {attack} | {outcome} | {seconds:.1f} s |")
+
+
+def test_puts_that_would_break_the_region_are_refused_and_change_nothing(
+    control_cluster: Supercluster, east: LocalRegion
+) -> None:
+    _put_base(east)
+    before = _files(east)
+    one = base_routes(east)[0]
+    attacks: list[tuple[str, Any, str, str]] = [
+        ("non-ASCII digits in the port", {"routes": ["tls://east-0.east-headless:٦٢٢٢"]}, "routes[0]", "printable ASCII"),
+        ("a malformed IPv6 literal", {"routes": ["tls://[:::::::]:6222"]}, "routes[0]", "not an IPv6 address"),
+        ("a 5,000-character host", {"routes": [f"tls://{'a' * 5000}:6222"]}, "routes[0]", "at most 266"),
+        ("33 routes", {"routes": [f"tls://east-{i}.east-headless:6222" for i in range(33)]}, "routes", "at most 32"),
+        ("a 1 MB body", b'{"routes": null, "x": "' + b"x" * 999_970 + b'"}', "body", "at most 16384"),
+        ("cut_gateways 0", {"cut_gateways": 0}, "cut_gateways", "got int"),
+        ("cut_gateways false", {"cut_gateways": False}, "cut_gateways", "got bool"),
+        ("cut_gateways {}", {"cut_gateways": {}}, "cut_gateways", "got dict"),
+        ('cut_gateways ""', {"cut_gateways": ""}, "cut_gateways", "got str"),
+        ("routes naming no running server", {"routes": ["tls://east-0.east-headless:1"]}, "routes", "would leave"),
+        ("routes that split the region", {"routes": [one]}, "routes", "would leave"),
+    ]  # fmt: skip
+    with under_traffic(control_cluster):
+        for attack, body, field, says in attacks:
+            began = time.monotonic()
+            raw = body if isinstance(body, bytes) else None
+            ok, error = asyncio.run(
+                call_async(east, "admin", "config.put", None if raw else body, raw=raw)
+            )
+            took = time.monotonic() - began
+            assert not ok, (attack, error)
+            assert str(error).startswith(f"{field}:"), (attack, error)
+            assert says in str(error), (attack, error)
+            assert _files(east) == before, attack
+            _row(attack, f"refused: `{str(error)[:90]}`", took)
+
+
+def test_forced_partitions_are_applied_verified_and_rolled_back(
+    control_cluster: Supercluster, east: LocalRegion
+) -> None:
+    _put_base(east)
+    before = _files(east)["routes.conf"]
+    forced = [
+        ("routes naming no running server, forced", ["tls://east-0.east-headless:1"]),
+        ("routes that split the region, forced", base_routes(east)[:1]),
+    ]
+    outcomes: dict[str, str] = {}
+    with under_traffic(control_cluster):
+        for attack, routes in forced:
+            began = time.monotonic()
+            ok, answer = call(east, "admin", "config.put", {"routes": routes, "force": True})
+            took = time.monotonic() - began
+            ok_config, config = call(east, "admin", "config.get")
+            assert ok_config, config
+            assert config["history"][-1]["routes"] == routes  # what was tried stays on record
+            if ok:
+                # The servers' gossip joined the two left out (nats-server forwards a new
+                # route's address to the others): verified whole, so it stays.
+                assert answer["outcome"] == "applied", answer
+                assert config["history"][-1]["outcome"] == "applied"
+                assert meshed(east)
+                outcome = "applied: the servers' own gossip kept every pair routed (verified)"
+            else:
+                assert str(answer).startswith("rolled back:"), answer
+                assert "has no route to" in str(answer) or "runs routes" in str(answer), answer
+                assert (east.runtime_dir / "routes.conf").read_text() == before
+                assert config["history"][-1]["outcome"].startswith("rolled back: ")
+                outcome = f"applied, rolled back: `{str(answer)[:90]}`"
+            wait_until(lambda: meshed(east), 20, "east whole again")
+            _row(attack, outcome, took)
+            outcomes[attack] = outcome
+            _put_base(east)
+    # A list naming no running server can never hold: it is always rolled back.
+    assert outcomes["routes naming no running server, forced"].startswith("applied, rolled back")
+
+
+def test_a_failed_reload_is_rolled_back_never_reported_as_success(
+    control_cluster: Supercluster, east: LocalRegion
+) -> None:
+    """One server has a pending change it cannot reload (a lame duck duration, as a hand edit
+    or a half-applied release would leave): every reload of it fails from then on. A valid
+    put is applied to the others, the failure is seen, and the change is rolled back."""
+    _put_base(east)
+    before = _files(east)["routes.conf"]
+    conf = east.workdir / east.spec.names.pod(1) / "nats.conf"
+    original = conf.read_text()
+    conf.write_text(original.replace('"lame_duck_duration": "30s"', '"lame_duck_duration": "31s"'))
+    assert conf.read_text() != original
+    try:
+        with under_traffic(control_cluster):
+            began = time.monotonic()
+            routes = [*base_routes(east), _spare_route(east)]
+            ok, answer = call(east, "admin", "config.put", {"routes": routes})
+            took = time.monotonic() - began
+            assert not ok, answer
+            assert str(answer).startswith("rolled back:"), answer
+            assert "east-1: reload failed: config reload not supported for LameDuckDuration" in (
+                str(answer)
+            )
+            assert (east.runtime_dir / "routes.conf").read_text() == before
+            _row("a reload that fails on one server", f"rolled back: `{str(answer)[:90]}`", took)
+    finally:
+        conf.write_text(original)
+        assert east.reload(1) is None
+
+
+def test_two_control_services_putting_at_once_lose_no_change(
+    control_cluster: Supercluster, east: LocalRegion
+) -> None:
+    """A rollout runs two control pods at once: puts reach both (one queue group), each
+    writes only over the version it read, so every change is recorded; one a later change
+    overtook before it was verified says so instead of being rolled back."""
+    _put_base(east)
+    control_cluster.start_control("east", key="control-east-second")
+    log = control_cluster.options.state_dir / "logs" / "control-east-second.log"
+    wait_until(lambda: log.exists() and "serving" in log.read_text(), 30, "a second service")
+    spare = _spare_route(east)
+    bodies = [{"routes": base_routes(east) + ([spare] if n % 2 else [])} for n in range(6)]
+
+    async def all_at_once() -> list[tuple[bool, Any]]:
+        return list(
+            await asyncio.gather(*(call_async(east, "admin", "config.put", b) for b in bodies))
+        )
+
+    try:
+        with under_traffic(control_cluster):
+            began = time.monotonic()
+            answers = asyncio.run(all_at_once())
+            took = time.monotonic() - began
+            assert [a for ok, a in answers if not ok] == []
+            outcomes = [a["outcome"] for _, a in answers]
+            assert set(outcomes) <= {"applied", "superseded"}, outcomes
+            changes = {a["applied"]["change"] for _, a in answers}
+            ok, config = call(east, "admin", "config.get")
+            assert ok, config
+            recorded = {h.get("change") for h in config["history"]}
+            assert changes <= recorded  # none lost
+            served = "serving" in log.read_text() and "runtime configuration stored" in (
+                log.read_text()
+            )
+    finally:
+        control_cluster.stop_service("control-east-second")
+    _row(
+        "two control services, 6 puts at the same moment",
+        f"{outcomes.count('applied')} applied, {outcomes.count('superseded')} superseded "
+        f"by a later one, 6 of 6 recorded (the second service stored some: {served})",
+        took,
+    )
+    _put_base(east)
+
+
+def test_in_the_clouds_a_put_is_pending_then_recorded_applied_or_rolled_back(
+    control_cluster: Supercluster, east: LocalRegion
+) -> None:
+    """The ConfigMap path: the change reaches the servers only when the kubelet syncs it and
+    the chart's reloader reloads them (localnet/reloader.py: 2 s later, SIGHUP), so the put
+    answers at once and the watcher records the outcome."""
+    _put_base(east)
+    files: list[str] = []
+
+    async def run() -> list[str]:
+        client = await connect_as(east, "control", allow_reconnect=True)
+        logger = logging.getLogger("control-cloud-test")
+        transaction = PutTransaction(
+            client,
+            "east",
+            store=FileStore(east.runtime_dir),
+            checker=ConfigChecker("east"),
+            ping=lambda kinds: ping(client, 1.0, kinds),
+            logger=logger,
+            gateway_pins={},
+            timing=Timing(verify=10, pending=15),
+        )
+        outcomes = []
+        try:
+            for body in (
+                {"routes": [*base_routes(east), _spare_route(east)]},
+                {"routes": base_routes(east)[:1], "force": True},
+            ):
+                written = await transaction.store_checked(
+                    parse_put(json.dumps(body).encode()), "CN=admin in account APP"
+                )
+                assert written.after.history[-1]["outcome"] == "pending"
+                await transaction.watch(written)
+                state = (await asyncio.to_thread(transaction.store.read)).state
+                (entry,) = [h for h in state.history if h.get("change") == written.change]
+                outcomes.append(str(entry["outcome"]))
+                files.append((east.runtime_dir / "routes.conf").read_text())
+        finally:
+            await client.close()
+        return outcomes
+
+    with under_traffic(control_cluster), ConfigMapReloader(east, delay=2.0) as reloader:
+        began = time.monotonic()
+        applied, rolled_back = asyncio.run(run())
+        took = time.monotonic() - began
+    assert applied == "applied"
+    # The split holds only where the servers' gossip joined the two left out, verified.
+    assert rolled_back == "applied" or rolled_back.startswith("rolled back: "), rolled_back
+    if rolled_back != "applied":
+        assert files[1] == files[0]  # the split undone: the routes of the applied change
+    assert reloader.reloads, "the reloader reloaded the servers"
+    _row("in the clouds: a valid put, then a forced split", f"{applied}; {rolled_back[:90]}", took)
+    _put_base(east)
+
+
+def test_a_reader_flood_neither_delays_a_put_nor_floods_the_log(
+    control_cluster: Supercluster, east: LocalRegion
+) -> None:
+    log: Path = control_cluster.options.state_dir / "logs" / "control-east.log"
+
+    async def flood() -> tuple[int, int, float, bool]:
+        system = await connect_as(east, "system")
+        inbox = system.new_inbox()
+        answered = busy = 0
+        done = asyncio.Event()
+
+        async def got(msg: Any) -> None:
+            nonlocal answered, busy
+            if msg.headers and msg.headers.get("Nats-Service-Error-Code") == "503":
+                busy += 1
+            else:
+                answered += 1
+            if answered + busy == 3000:
+                done.set()
+
+        await system.subscribe(f"{inbox}.*", cb=got)
+        for n in range(3000):
+            await system.publish("supercluster.east.status", b"", reply=f"{inbox}.{n}")
+        began = time.monotonic()
+        put_ok, _ = await call_async(east, "admin", "config.put", {"routes": base_routes(east)})
+        put_seconds = time.monotonic() - began
+        try:
+            await asyncio.wait_for(done.wait(), 60)
+        finally:
+            await system.close()
+        return answered, busy, put_seconds, put_ok
+
+    async def refused_flood() -> None:
+        admin = await connect_as(east, "admin")
+        try:
+            for _ in range(1000):
+                await admin.publish(
+                    "supercluster.east.config.put", b"{nope", reply=admin.new_inbox()
+                )
+            await admin.flush()
+        finally:
+            await admin.close()
+
+    lines_before = len(log.read_text().splitlines())
+    answered, busy, put_seconds, put_ok = asyncio.run(flood())
+    asyncio.run(refused_flood())
+    time.sleep(2)
+    added = len(log.read_text().splitlines()) - lines_before
+    assert put_ok
+    assert answered + busy == 3000
+    assert answered > 0
+    assert put_seconds < 15
+    assert added <= 6, log.read_text().splitlines()[-added:]
+    _row(
+        "3,000 status requests by `system`, 1,000 malformed puts by the admin",
+        f"{answered} answered, {busy} told busy; the admin's put meanwhile answered in "
+        f"{put_seconds:.1f} s; {added} log lines",
+        put_seconds,
+    )
