@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from offline.evaluate import Evaluation
 from tests.conftest import depends_on, named
+from tests.test_program_region import sans, server_certificate
 
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -62,6 +63,10 @@ def test_the_control_service_may_touch_that_one_config_map_and_nothing_else(
     assert env["CLUSTER"] == "east"
     assert env["RUNTIME_STORE"] == "configmap:nats/east-runtime"
     assert env["RELOAD"] == "reloader"
+    # Each server itself, by a name its certificate carries (services/server_links.py).
+    assert env["SERVER_URLS"] == "tls://{pod}.east-headless.nats.svc:4222"
+    dns, _ = sans(server_certificate(east))
+    assert "*.east-headless.nats.svc" in dns
     secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
     assert secrets == {"nats-client-control"}  # only its own identity
     assert depends_on(east, control, named(east, RELEASE, "-nats-release"))

