@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.identities import MATH_OPERATIONS
 from infra.runtime_checks import server_urls
 from infra.runtime_config import parse_pins
 
@@ -77,13 +78,11 @@ class CalculatorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CalculatorSettings:
-        from services.calculator import OPERATIONS  # noqa: PLC0415
-
         env = os.environ if env is None else env
         operation = _get(env, "OPERATION")
-        if operation not in OPERATIONS:
+        if operation not in MATH_OPERATIONS:
             raise SettingsError(
-                f"OPERATION must be one of {', '.join(OPERATIONS)}, got {operation!r}"
+                f"OPERATION must be one of {', '.join(MATH_OPERATIONS)}, got {operation!r}"
             )
         return cls(operation)
 
