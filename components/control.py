@@ -15,6 +15,7 @@ from pulumi_kubernetes.rbac.v1 import Role, RoleBinding, RoleRefArgs, SubjectArg
 
 from infra.config import StackConfig
 from infra.control_plane import control_account_name, control_deployment, control_role
+from infra.monitoring import Scraping, scraped
 from infra.nats_values import RegionNames
 
 
@@ -69,8 +70,9 @@ class RegionControl(pulumi.ComponentResource):
             ],
             opts=on_cluster,
         )
+        scraping = Scraping.of(cfg.monitoring)
         deployment = args.gateway_pins.apply(
-            lambda pins: control_deployment(names, args.image, cfg.stack, pins)
+            lambda pins: scraped(control_deployment(names, args.image, cfg.stack, pins), scraping)
         )
         self.deployment = Deployment(
             f"{name}-service",

@@ -16,6 +16,7 @@ from components.pki import RegionPki, RegionPkiArgs, Trust
 from components.platform import KubernetesPlatform
 from infra.config import StackConfig
 from infra.control_plane import runtime_config_map
+from infra.monitoring import Scraping
 from infra.nats_values import (
     NATS_CHART,
     NATS_CHART_REPO,
@@ -105,6 +106,7 @@ class NatsRegion(pulumi.ComponentResource):
                     storage_size=cfg.nats.storage_size,
                     resources=Resources(cpu=cfg.nats.cpu, memory=cfg.nats.memory),
                     zonal=bool(cfg.nodes.zones),
+                    scraping=Scraping.of(cfg.monitoring),
                 )
             )
 

@@ -16,6 +16,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.config import StackConfig
 from infra.identities import MATH_OPERATIONS
+from infra.monitoring import Scraping, scraped
 from infra.nats_values import RegionNames
 from infra.workloads import (
     PASSWORD_KEY,
@@ -55,6 +56,7 @@ class Application(pulumi.ComponentResource):
         cfg = args.config
         app = AppNames(RegionNames(cfg.cluster_name, cfg.nats.namespace))
         region = cfg.cluster_name
+        scraping = Scraping.of(cfg.monitoring)
 
         def on_cluster(*needs: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(
@@ -63,8 +65,11 @@ class Application(pulumi.ComponentResource):
 
         self.calculators = {}
         for operation in MATH_OPERATIONS:
-            manifest = calculator_deployment(
-                app, operation, args.image, cfg.app.calculator_replicas, region
+            manifest = scraped(
+                calculator_deployment(
+                    app, operation, args.image, cfg.app.calculator_replicas, region
+                ),
+                scraping,
             )
             self.calculators[operation] = Deployment(
                 f"{name}-calculator-{operation}",
@@ -75,9 +80,12 @@ class Application(pulumi.ComponentResource):
 
         self.recorder = None
         if records_here(cfg.jetstream):
-            self.recorder = self._recorder(name, app, args, region)
+            self.recorder = self._recorder(name, app, args, region, scraping)
 
-        job = requester_job(app, args.image, cfg.app.requests, cfg.app.concurrency, region)
+        job = scraped(
+            requester_job(app, args.image, cfg.app.requests, cfg.app.concurrency, region),
+            scraping,
+        )
         self.requester = Job(
             f"{name}-requester",
             metadata=job["metadata"],
@@ -93,7 +101,9 @@ class Application(pulumi.ComponentResource):
             parent=self, provider=args.kubernetes, depends_on=[*args.after, *needs]
         )
 
-    def _recorder(self, name: str, app: AppNames, args: ApplicationArgs, region: str) -> Deployment:
+    def _recorder(
+        self, name: str, app: AppNames, args: ApplicationArgs, region: str, scraping: Scraping
+    ) -> Deployment:
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         passwords = {
@@ -122,7 +132,7 @@ class Application(pulumi.ComponentResource):
             spec=database["spec"],
             opts=self._on_cluster(args, secret, service),
         )
-        manifest = recorder_deployment(app, args.image, region)
+        manifest = scraped(recorder_deployment(app, args.image, region), scraping)
         return Deployment(
             f"{name}-recorder",
             metadata=manifest["metadata"],

@@ -23,6 +23,7 @@ from infra.config_model import (
     Cloud,
     ConfigIssue,
     EksConfig,
+    MonitoringConfig,
     NatsConfig,
     PkiConfig,
     RawStackConfig,
@@ -60,6 +61,7 @@ class StackConfig:
     pki: PkiConfig
     jetstream: JetStreamConfig
     app: AppConfig
+    monitoring: MonitoringConfig
     eks: EksConfig | None
     aks: AksConfig | None
     # Valid now, but worth a `pulumi up` warning (a version near the end of its support).
@@ -223,5 +225,6 @@ def _resolve(
         app=cfg.app,
         eks=(cfg.eks or EksConfig()) if cfg.cloud == "aws" else None,
         aks=(cfg.aks or AksConfig()) if cfg.cloud == "azure" else None,
+        monitoring=cfg.monitoring,
         warnings=warnings,
     )

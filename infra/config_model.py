@@ -199,6 +199,56 @@ class PkiConfig(ConfigModel):
         return self.issuing_generation or min(self.ca_generations)
 
 
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_BASE_URL = re.compile(r"^https?://[^\s#?]+/$")
+
+
+def _label_value(value: str) -> str:
+    if not _LABEL_VALUE.match(value):
+        raise ValueError(
+            "must be a Kubernetes label value: 1-63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit (the release name of "
+            "kube-prometheus-stack, e.g. 'kube-prometheus-stack')"
+        )
+    return value
+
+
+def _namespace(value: str) -> str:
+    if not _NAMESPACE.match(value):
+        raise ValueError("must be a Kubernetes namespace name: 1-63 of a-z, 0-9 and '-'")
+    return value
+
+
+def _base_url(value: str) -> str:
+    if value and not _BASE_URL.match(value):
+        raise ValueError(
+            "must be empty (links relative to the repository) or an http(s) URL ending in "
+            "'/', e.g. 'https://github.com/org/nats-supercluster/blob/main/'"
+        )
+    return value
+
+
+class MonitoringConfig(ConfigModel):
+    """How the region is scraped, alerted on and shown (docs/observability.md). The metrics
+    themselves (the chart's exporter, the services) are always on."""
+
+    # The cluster runs the Prometheus operator: PodMonitors and a PrometheusRule. Otherwise the
+    # pods carry the conventional prometheus.io scrape annotations and the rules ship as a
+    # ConfigMap holding a plain rules file.
+    prometheus_operator: bool = False
+    # kube-prometheus-stack selects PodMonitors and PrometheusRules by `release: <its release>`;
+    # only meaningful with prometheusOperator.
+    prometheus_release: Annotated[str, AfterValidator(_label_value)] | None = None
+    # The Grafana dashboards as ConfigMaps for the grafana sidecar (label grafana_dashboard).
+    dashboards: bool = True
+    # Where the dashboard ConfigMaps go (the grafana chart's sidecar watches its own namespace
+    # unless told otherwise); default nats.namespace. It must exist.
+    dashboard_namespace: Annotated[str, AfterValidator(_namespace)] | None = None
+    # Prefix of the alerts' runbook links; empty: repository-relative (docs/operations.md#...).
+    runbook_base_url: Annotated[str, AfterValidator(_base_url)] = ""
+
+
 class RawStackConfig(ConfigModel):
     cloud: Cloud
     region: str = Field(min_length=1)
@@ -213,6 +263,7 @@ class RawStackConfig(ConfigModel):
     pki: PkiConfig = PkiConfig()
     jetstream: JetStreamConfig = JetStreamConfig()
     app: AppConfig = AppConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     eks: EksConfig | None = None
     aks: AksConfig | None = None
 

@@ -99,6 +99,7 @@ def cross_check(cfg: RawStackConfig, stack: str, today: date) -> list[ConfigIssu
             add(ConfigIssue(f"tags.{key}", "uses a prefix reserved by the cloud provider"))
 
     issues += _check_pki(cfg)
+    issues += _check_monitoring(cfg)
     issues += _check_jetstream(cfg.jetstream, cfg.nats, cfg.cluster_name or stack)
     if cfg.app.enabled and cfg.app.image is None:
         add(
@@ -197,6 +198,21 @@ def _check_pki(cfg: RawStackConfig) -> list[ConfigIssue]:
             )
         )
     return issues
+
+
+def _check_monitoring(cfg: RawStackConfig) -> list[ConfigIssue]:
+    monitoring = cfg.monitoring
+    if monitoring.prometheus_release is None or monitoring.prometheus_operator:
+        return []
+    return [
+        ConfigIssue(
+            "monitoring.prometheusRelease",
+            "labels PodMonitors and PrometheusRules, which only exist with "
+            "monitoring.prometheusOperator: true; set that too, or remove this key",
+            monitoring.prometheus_release,
+            has_value=True,
+        )
+    ]
 
 
 def _cloud_of(block: str) -> Cloud:

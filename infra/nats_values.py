@@ -8,10 +8,11 @@ against the real chart); the cloud release and the local supercluster both start
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infra.identities import SERVER_SUBJECT_DN, SYSTEM_ACCOUNT, accounts_block
+from infra.monitoring import Scraping, exporter_values, nats_pod_annotations
 from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf, restart_fingerprint
 from infra.runtime_files import (
     GATEWAYS_INCLUDE,
@@ -120,6 +121,8 @@ class RegionSpec:
     # The nodes span availability zones; without them (an Azure region like westus) the
     # servers are spread over hosts only.
     zonal: bool = True
+    # How Prometheus finds the exporter sidecar (infra/monitoring.py).
+    scraping: Scraping = field(default_factory=Scraping)
 
 
 def host_port(host: str, port: int) -> str:
@@ -237,20 +240,28 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
         "podDisruptionBudget": {"enabled": True},
         "service": {"enabled": True},
         "natsBox": {"enabled": False},
+        # Server, route, gateway, JetStream and health metrics (infra/monitoring.py).
+        "promExporter": exporter_values(spec.scraping, [CHART_INSTANCE_LABEL]),
     }
-    return with_restart_fingerprint(values)
+    return with_restart_fingerprint(values, nats_pod_annotations(spec.scraping))
 
 
-def with_restart_fingerprint(values: dict[str, Any]) -> dict[str, Any]:
+def with_restart_fingerprint(
+    values: dict[str, Any], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The values, with the pod annotation that rolls the servers only for a change a reload
-    cannot apply (infra.nats_conf.restart_fingerprint)."""
+    cannot apply (infra.nats_conf.restart_fingerprint), beside `annotations`."""
     fingerprint = restart_fingerprint(render_nats_conf(values))
     template = values["podTemplate"]
     return {
         **values,
         "podTemplate": {
             **template,
-            "merge": {"metadata": {"annotations": {RESTART_ANNOTATION: fingerprint}}},
+            "merge": {
+                "metadata": {
+                    "annotations": {**(annotations or {}), RESTART_ANNOTATION: fingerprint}
+                }
+            },
         },
     }
 

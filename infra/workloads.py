@@ -11,6 +11,7 @@ from typing import Any
 
 from infra.identities import RECORDER_CONSUMER
 from infra.jetstream import JetStreamConfig
+from infra.monitoring import METRICS_PORT, METRICS_PORT_NAME, REQUESTER_LINGER_SECONDS
 from infra.nats_values import CA_SECRET_KEY, CLIENT_PORT, RegionNames
 
 IDENTITY_DIR = "/etc/nats/identity"
@@ -100,6 +101,7 @@ def _nats_env(names: RegionNames, region: str) -> list[dict[str, Any]]:
         {"name": "NATS_KEY_FILE", "value": f"{IDENTITY_DIR}/tls.key"},
         {"name": "REGION", "value": region},
         {"name": "HEALTH_FILE", "value": HEALTH_FILE},
+        {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
     ]
 
 
@@ -129,6 +131,7 @@ def service_pod(
         "image": image,
         "args": args,
         "env": [*_nats_env(names, region), *env],
+        "ports": [{"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": _container_security(),
         "volumeMounts": [
@@ -192,6 +195,7 @@ def requester_job(
         [
             {"name": "REQUESTS", "value": str(requests)},
             {"name": "CONCURRENCY", "value": str(concurrency)},
+            {"name": "METRICS_LINGER_SECONDS", "value": str(REQUESTER_LINGER_SECONDS)},
         ],
         probed=False,
     )

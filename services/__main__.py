@@ -6,11 +6,12 @@ import asyncio
 import json
 import sys
 
-from services import logs
+from services import logs, metrics
 from services.connect import connect
 from services.settings import (
     CalculatorSettings,
     ControlSettings,
+    MetricsSettings,
     NatsSettings,
     RecorderSettings,
     RequesterSettings,
@@ -25,10 +26,13 @@ async def _requester() -> int:
 
     settings = NatsSettings.from_env("requester")
     work = RequesterSettings.from_env()
+    served = MetricsSettings.from_env()
+    metrics.serve(served)
     client = await connect(settings, logs.setup("requester", settings.region))
     summary = await run(client, settings, work)
     await client.drain()
-    print(json.dumps(summary.as_dict()))
+    print(json.dumps(summary.as_dict()), flush=True)
+    await asyncio.sleep(served.linger_seconds)  # for a scrape to see the run's totals
     return 0 if summary.failed == 0 else 1
 
 
@@ -37,11 +41,12 @@ async def _recorder() -> int:
 
     settings = NatsSettings.from_env("recorder")
     database = RecorderSettings.from_env()
+    metrics.serve(MetricsSettings.from_env())
     logger = logs.setup("recorder", settings.region)
     client = await connect(settings, logger)
     db: Database = Sqlite(database.db_path) if database.driver == "sqlite" else MySql(database)
     try:
-        await serve(client, db, database, logger)
+        await serve(client, db, database, logger, settings.region)
     finally:
         db.close()
         # Everything taken was acknowledged or will be redelivered; drain() can wait forever
@@ -54,14 +59,18 @@ async def _recorder() -> int:
 async def _calculator() -> int:
     from services.calculator import serve  # noqa: PLC0415
 
-    await serve(NatsSettings.from_env("calculator"), CalculatorSettings.from_env())
+    settings, calculator = NatsSettings.from_env("calculator"), CalculatorSettings.from_env()
+    metrics.serve(MetricsSettings.from_env())
+    await serve(settings, calculator)
     return 0
 
 
 async def _control() -> int:
     from services.control import serve  # noqa: PLC0415
 
-    await serve(NatsSettings.from_env("control"), ControlSettings.from_env())
+    settings, control = NatsSettings.from_env("control"), ControlSettings.from_env()
+    metrics.serve(MetricsSettings.from_env())
+    await serve(settings, control)
     return 0
 
 

@@ -14,6 +14,7 @@ import logging
 import math
 import operator
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ import nats.micro
 from nats.micro.request import Request
 
 from infra.identities import MATH_OPERATIONS
-from services import logs
+from services import logs, metrics
 from services.connect import connect
 from services.settings import CalculatorSettings, NatsSettings
 
@@ -143,16 +144,23 @@ async def serve(settings: NatsSettings, calculator: CalculatorSettings) -> None:
     client = await connect(settings, logger)
     operation = calculator.operation
     unanswerable = Unanswerable(logger)
+    region = settings.region
+    metrics.calculator_ready(region, operation)
 
     async def handle(request: Request) -> None:
+        started = time.perf_counter()
+        metrics.CALCULATOR_REQUESTS.labels(region, operation).inc()
         if not request._msg.reply:  # the framework's Request does not expose the reply subject
             unanswerable.count()
+            metrics.CALCULATOR_ERRORS.labels(region, operation, "no_reply").inc()
             return
         outcome = calculate(operation, request.data)
         if isinstance(outcome, Refusal):
             await request.respond_error(outcome.code, outcome.description)
-            return
-        await request.respond(reply(operation, outcome, settings.region))
+            metrics.CALCULATOR_ERRORS.labels(region, operation, outcome.code).inc()
+        else:
+            await request.respond(reply(operation, outcome, region))
+        metrics.CALCULATOR_SECONDS.labels(region, operation).observe(time.perf_counter() - started)
 
     service = await nats.micro.add_service(
         client,

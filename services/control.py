@@ -28,16 +28,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import nats.errors
 import nats.micro
 from nats.aio.client import Client
 from nats.micro.request import Request
 
 from infra.identities import CONTROL_PREFIX, IMPORT_REPLIES
+from infra.region_health import region_health
 from infra.runtime_checks import Expectation, region_of, route_urls, server_urls
 from infra.runtime_config import APPLIED, PENDING, PutError, caller, parse_put, reply_allowed
 from infra.runtime_status import Replies, effective, status
 from infra.sys_ping import gather
-from services import logs
+from services import logs, metrics
 from services.config_check import ConfigChecker
 from services.connect import connect
 from services.control_put import ChangeFailed, PutTransaction, Timing, pending_changes
@@ -107,6 +109,8 @@ class Control:
             links=links,
         )
         self.links = links
+        self.known_regions = tuple(gateway_pins or {})
+        metrics.control_ready(cluster)
         self.refusals = logs.Throttle(logger)
         self.refused_replies = 0
         self.waiting_reads = 0
@@ -131,7 +135,7 @@ class Control:
             )
             return
         if not read:
-            await self._serve(request, work, who)
+            await self._serve(request, work, who, read=False)
             return
         if self.waiting_reads >= self.max_waiting_reads:
             self.refusals.event(f"busy {who}", "read refused: busy", caller=who)
@@ -154,10 +158,12 @@ class Control:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, request: Request, work: Work, who: str) -> None:
+    async def _serve(self, request: Request, work: Work, who: str, *, read: bool = True) -> None:
         try:
             answer = await work(request)
         except PutError as error:
+            if not read:
+                metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
             self.refusals.event(
                 f"refused {who}",
                 "request refused",
@@ -168,11 +174,14 @@ class Control:
             await request.respond_error("400", str(error))
             return
         except ChangeFailed as failed:
+            metrics.CONTROL_PUTS.labels(self.cluster, "rolled_back").inc()
             self.logger.warning(
                 "runtime change rolled back", extra={"fields": {"caller": who, "why": str(failed)}}
             )
             await request.respond_error("500", str(failed))
             return
+        if not read:
+            metrics.CONTROL_PUTS.labels(self.cluster, str(answer["outcome"]).split(":")[0]).inc()
         await request.respond(json.dumps(answer).encode())
 
     async def _replies(self, kinds: tuple[str, ...]) -> Replies:
@@ -213,6 +222,19 @@ class Control:
             result = await self.transaction.apply_by_request(written)
         logs.event(self.logger, "runtime change applied", change=written.change, **result)
         return {**answer, "outcome": result["outcome"], "applied": {**entry, **result}}
+
+    async def collect(self, every: float) -> None:
+        """The region's health for the metrics (infra/region_health.py), every `every`
+        seconds, from the same shared gathering of the servers' replies as status."""
+        while True:
+            try:
+                replies = await self._replies(PINGS)
+            except nats.errors.Error as error:  # reconnecting: the last view stays
+                self.logger.warning("health not gathered", extra={"fields": {"error": str(error)}})
+            else:
+                health = region_health(replies, self.cluster, self.known_regions)
+                metrics.REGION_HEALTH.update(health)
+            await asyncio.sleep(every)
 
     async def resume(self) -> None:
         """Changes left pending by an earlier run (a restart or a rollout while watching):
@@ -283,6 +305,7 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
         )
     logs.event(logger, "serving", subjects=service.subject(">"), store=control.store)
     service.spawn(service.resume())
+    service.spawn(service.collect(control.collect_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

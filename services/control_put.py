@@ -46,7 +46,7 @@ from infra.runtime_config import (
     with_outcome,
 )
 from infra.runtime_status import Replies, connected_regions
-from services import logs
+from services import logs, metrics
 from services.config_check import ConfigChecker
 from services.runtime_store import ConflictError, RuntimeStore
 from services.server_links import ServerLinks
@@ -180,6 +180,8 @@ class PutTransaction:
         outcomes = {}
         for name in reload_order(state.routes, written.servers, self.cluster):
             outcomes[name] = await self._reload_one(name, written.servers[name].server_id)
+            if outcomes[name].startswith("failed"):
+                metrics.CONTROL_RELOAD_FAILURES.labels(self.cluster).inc()
         return outcomes
 
     async def _reload_one(self, name: str, server_id: str, tries: int = 5) -> str:
@@ -295,6 +297,8 @@ class PutTransaction:
                 await asyncio.to_thread(self.store.write, fresh, snapshot.version)
             except ConflictError:
                 continue
+            if ours:
+                metrics.CONTROL_ROLLBACKS.labels(self.cluster).inc()
             return ours
         self.logger.error(
             "could not record the rollback: the store kept changing",

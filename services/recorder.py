@@ -33,7 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from infra.identities import ANSWERS_STREAM, RECORDER_CONSUMER
-from services import logs
+from services import logs, metrics
 from services.settings import RecorderSettings
 
 
@@ -341,15 +341,28 @@ class Stopping(Exception):  # noqa: N818
 
 class Recorder:
     def __init__(
-        self, client: Client, db: Database, settings: RecorderSettings, logger: logging.Logger
+        self,
+        client: Client,
+        db: Database,
+        settings: RecorderSettings,
+        logger: logging.Logger,
+        region: str,
     ) -> None:
         self.client = client
         self.db = db
         self.settings = settings
         self.logger = logger
+        self.region = region
         self.stopping = asyncio.Event()
         self.recorded = 0
         self.dead_lettered = 0
+        metrics.recorder_ready(region)
+
+    def _counted(self, stored: int, dead: int) -> None:
+        self.recorded += stored
+        self.dead_lettered += dead
+        metrics.RECORDER_STORED.labels(self.region).inc(stored)
+        metrics.RECORDER_DEAD_LETTERS.labels(self.region).inc(dead)
 
     async def run(self) -> None:
         try:
@@ -368,6 +381,7 @@ class Recorder:
             try:
                 batch = await subscription.fetch(self.settings.batch_size, timeout=2)
             except (nats.errors.TimeoutError, TimeoutError):
+                metrics.RECORDER_PENDING.labels(self.region).set(0)  # nothing left to deliver
                 continue
             except nats.errors.Error as error:
                 # JetStream electing a stream or consumer leader (503, no responders), a
@@ -381,6 +395,8 @@ class Recorder:
                 pause = min(pause * 2, _FETCH_MAX_PAUSE)
                 continue
             pause = _FETCH_FIRST_PAUSE
+            # Each message says how many the consumer held back after it: the last one, the lag.
+            metrics.RECORDER_PENDING.labels(self.region).set(batch[-1].metadata.num_pending)
             try:
                 await self.record(batch)
             except Stopping:
@@ -410,8 +426,7 @@ class Recorder:
             return
         for msg in batch:
             await msg.ack()
-        self.recorded += len(answers)
-        self.dead_lettered += len(dead)
+        self._counted(len(answers), len(dead))
 
     async def _one_by_one(
         self, batch: list[Msg], answers: list[Answer], dead: list[Poison]
@@ -447,7 +462,7 @@ class Recorder:
                     )
                 )
                 continue
-            self.recorded += 1
+            self._counted(1, 0)
             await settle(msg)
         for poison in dead:
             msg = by_seq[poison.stream_seq]
@@ -456,7 +471,7 @@ class Recorder:
             await self._until_stored(
                 partial(self.db.write, [], [poison]), pending, refusal_is_outage=True
             )
-            self.dead_lettered += 1
+            self._counted(0, 1)
             logs.event(
                 self.logger, "dead-lettered", stream_seq=poison.stream_seq, error=poison.error
             )
@@ -494,9 +509,9 @@ class Recorder:
 
 
 async def serve(
-    client: Client, db: Database, settings: RecorderSettings, logger: logging.Logger
+    client: Client, db: Database, settings: RecorderSettings, logger: logging.Logger, region: str
 ) -> Recorder:
-    recorder = Recorder(client, db, settings, logger)
+    recorder = Recorder(client, db, settings, logger, region)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, recorder.stopping.set)

@@ -23,7 +23,7 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from infra.identities import ANSWER_SUBJECTS
-from services import logs
+from services import logs, metrics
 from services.calculator import OPERATIONS, subject
 from services.settings import NatsSettings, RequesterSettings
 
@@ -144,6 +144,8 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
     summary = Summary(requested=requester.requests)
     slots = asyncio.Semaphore(requester.concurrency)
     logger = logs.setup("requester", settings.region)
+    region = settings.region
+    metrics.requester_ready(region)
 
     async def one(work: Planned) -> None:
         async with slots:
@@ -158,14 +160,20 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                 )
             except FAILURES:
                 summary.failed += 1
+                metrics.REQUESTER_ERRORS.labels(region, work.operation, "failed").inc()
                 return
-            summary.latencies_ms.append((time.perf_counter() - started) * 1000)
+            seconds = time.perf_counter() - started
+            summary.latencies_ms.append(seconds * 1000)
             if reply.headers and "Nats-Service-Error-Code" in reply.headers:
                 summary.refused += 1
+                metrics.REQUESTER_ERRORS.labels(region, work.operation, "refused").inc()
                 return
             answer = json.loads(reply.data)
             summary.answered += 1
             summary.served_by[answer["region"]] += 1
+            metrics.REQUESTER_ANSWERS.labels(region, work.operation, answer["region"]).inc()
+            locality = "in_region" if answer["region"] == region else "cross_region"
+            metrics.REQUESTER_SECONDS.labels(region, work.operation, locality).observe(seconds)
             record = {
                 "request_id": work.request_id,
                 "op": work.operation,
@@ -191,6 +199,7 @@ async def run(client: Client, settings: NatsSettings, requester: RequesterSettin
                 # never dropped silently (the same Nats-Msg-Id keeps a later publish safe).
                 summary.failed += 1
                 summary.unpublished += 1
+                metrics.REQUESTER_UNPUBLISHED.labels(region).inc()
                 logger.error(
                     "not published",
                     extra={"fields": {"record": record, "error": repr(error)}},

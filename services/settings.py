@@ -73,6 +73,27 @@ class NatsSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """METRICS_PORT: where the service serves its Prometheus metrics (0, the default: not at
+    all; several services share one machine locally, while every pod sets 9090);
+    METRICS_ADDRESS: the address it listens on; METRICS_LINGER_SECONDS: how long a program
+    that finishes (the requester) keeps serving them afterwards, so a scrape sees its totals."""
+
+    port: int = 0
+    address: str = "0.0.0.0"
+    linger_seconds: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsSettings:
+        env = os.environ if env is None else env
+        return cls(
+            port=_int(env, "METRICS_PORT", 0, 0, 65535),
+            address=env.get("METRICS_ADDRESS") or "0.0.0.0",
+            linger_seconds=_int(env, "METRICS_LINGER_SECONDS", 0, 0, 3600),
+        )
+
+
+@dataclass(frozen=True)
 class CalculatorSettings:
     operation: str
 
@@ -156,7 +177,8 @@ class ControlSettings:
     VERIFY_SECONDS: how long a change reloaded by request may take to show before it is
     rolled back; PENDING_SECONDS: the same for a change the ConfigMap carries; SERVER_URLS:
     how to reach each server itself (a `{pod}` template or a JSON object; services/
-    server_links.py)."""
+    server_links.py); COLLECT_SECONDS: how often it gathers the region's health for its
+    metrics (infra/region_health.py)."""
 
     cluster: str
     store: str
@@ -165,6 +187,7 @@ class ControlSettings:
     verify_seconds: int = 10
     pending_seconds: int = 300
     server_urls: str = ""
+    collect_seconds: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
@@ -190,4 +213,5 @@ class ControlSettings:
             verify_seconds=_int(env, "VERIFY_SECONDS", 10, 1, 300),
             pending_seconds=_int(env, "PENDING_SECONDS", 300, 10, 3600),
             server_urls=env.get("SERVER_URLS", ""),
+            collect_seconds=_int(env, "COLLECT_SECONDS", 15, 1, 300),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra.monitoring import Scraping
 from infra.nats_values import Gateway, RegionNames, RegionSpec
 
 EAST_URL = "tls://a1b2c3.elb.us-east-1.amazonaws.com:7222"
@@ -27,6 +28,8 @@ CHART_CASES: dict[str, RegionSpec] = {
         jetstream=True,
         storage_class="jetstream",
         storage_size="20Gi",
+        # Scraped by kube-prometheus-stack's operator (east by pod annotations).
+        scraping=Scraping(operator=True, release="kube-prometheus-stack"),
     ),
     "central-no-jetstream": RegionSpec(
         names=RegionNames(cluster="central", namespace="nats"),

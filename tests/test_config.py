@@ -244,6 +244,42 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
         "aks.dnsServiceIp",
         "inside aks.serviceCidr",
     ),
+    (
+        "operator switch not a boolean",
+        with_(AWS, monitoring={"prometheusOperator": "sometimes"}),
+        "monitoring.prometheusOperator",
+        "valid boolean",
+    ),
+    (
+        "release label not a label value",
+        with_(AWS, monitoring={"prometheusOperator": True, "prometheusRelease": "kube prom"}),
+        "monitoring.prometheusRelease",
+        "Kubernetes label value",
+    ),
+    (
+        "release label without the operator",
+        with_(AWS, monitoring={"prometheusRelease": "kube-prometheus-stack"}),
+        "monitoring.prometheusRelease",
+        "prometheusOperator: true",
+    ),
+    (
+        "dashboard namespace not a namespace",
+        with_(AWS, monitoring={"dashboardNamespace": "Grafana"}),
+        "monitoring.dashboardNamespace",
+        "namespace name",
+    ),
+    (
+        "runbook base without a trailing slash",
+        with_(AWS, monitoring={"runbookBaseUrl": "https://example.com/repo"}),
+        "monitoring.runbookBaseUrl",
+        "ending in '/'",
+    ),
+    (
+        "misspelt monitoring key",
+        with_(AWS, monitoring={"prometheusOperater": True}),
+        "monitoring.prometheusOperater",
+        "prometheusOperator",
+    ),
     ("peer is self", with_(AZURE, peers=["west"]), "peers", "itself"),
     ("peer not a stack name", with_(AZURE, peers=["east stack"]), "peers[0]", "stack name"),
     (

@@ -35,17 +35,23 @@ def chart_conf_to_json(text: str) -> dict[str, Any]:
     return parsed
 
 
-def pod_facts(stateful_set: dict[str, Any]) -> dict[str, Any]:
+def pod_facts(
+    stateful_set: dict[str, Any], pod_monitor: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What the program relies on in the rendered pod: its annotations, the volumes, what the
-    nats container mounts and which files the config reloader watches."""
+    nats container mounts, which files the config reloader watches, the exporter sidecar's
+    arguments and ports, and the chart's PodMonitor when it renders one."""
     template = stateful_set["spec"]["template"]
     containers = {c["name"]: c for c in template["spec"]["containers"]}
     args = containers["reloader"]["args"]
+    exporter = containers.get("prom-exporter")
     return {
         "annotations": template["metadata"].get("annotations") or {},
         "volumes": sorted(v["name"] for v in template["spec"]["volumes"]),
         "nats_mounts": sorted(m["mountPath"] for m in containers["nats"]["volumeMounts"]),
         "reloader_watches": sorted(args[i + 1] for i, a in enumerate(args) if a == "-config"),
+        "exporter": ({"args": exporter["args"], "ports": exporter["ports"]} if exporter else None),
+        "pod_monitor": pod_monitor,
     }
 
 
@@ -68,8 +74,10 @@ def main(chart_dir: str) -> int:
         path.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
         stateful_set = next(v for k, v in manifests.items() if k.endswith("stateful-set.yaml"))
+        monitor = next((v for k, v in manifests.items() if k.endswith("pod-monitor.yaml")), None)
+        facts = pod_facts(yaml.safe_load(stateful_set), yaml.safe_load(monitor or "null"))
         path = GOLDEN_DIR / f"{case}.pod.json"
-        path.write_text(json.dumps(pod_facts(yaml.safe_load(stateful_set)), indent=2) + "\n")
+        path.write_text(json.dumps(facts, indent=2) + "\n")
         print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
     return 0
 

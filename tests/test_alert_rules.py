@@ -1,0 +1,369 @@
+"""Every alert rule under `promtool test rules` (Debian's prometheus 2.42, installed by ./dev):
+series shaped as the fact table says (tests/test_metric_facts.py), one case where the alert
+fires with exactly the labels and annotations an operator gets, and one where it stays quiet
+(below its threshold, or above it for less than its `for`). Also: the shipped rules file is
+what the code generates, promtool accepts it, and each alert has its section in
+docs/observability.md."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.alerts import ALERTS, rule, rule_groups, rules_text
+from offline.stack_files import PROJECT_DIR
+
+RULES_FILE = PROJECT_DIR / "monitoring" / "rules.yml"
+OBSERVABILITY_DOC = PROJECT_DIR / "docs" / "observability.md"
+
+EAST = 'region="east"'
+SERVER = 'server="aws-us-east-1-east-0"'
+
+
+@dataclass(frozen=True)
+class Case:
+    """Input series (PromQL selector -> promtool values, one per minute), when to look, and
+    the alerts' labels then (besides alertname and severity); [] means none."""
+
+    series: dict[str, str]
+    at: str
+    fired: list[dict[str, str]]
+
+
+def fires(series: dict[str, str], at: str, *fired: dict[str, str]) -> Case:
+    return Case(series, at, list(fired))
+
+
+def quiet(series: dict[str, str], at: str) -> Case:
+    return Case(series, at, [])
+
+
+EAST_WEST = {"region": "east", "remote": "west"}
+STREAM = 'account="APP",stream="answers"'
+CONSUMER = (
+    'account="APP",stream_name="answers",consumer_name="recorder",server_id="aws-us-east-1-east-1"'
+)
+RECORDER_UP = 'up{app_kubernetes_io_name="recorder",nats_io_region="east",instance="10.0.0.9:9090"}'
+LATENCY = "supercluster_requester_latency_seconds_count"
+
+# alert -> (firing, quiet)
+CASES: dict[str, tuple[Case, Case]] = {
+    "NatsGatewayDown": (
+        fires(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x20",
+                f'supercluster_gateway_servers{{{EAST},remote="west"}}': "3x5 2x15",
+            },
+            "10m",
+            EAST_WEST,
+        ),
+        # one server without its gateway for a minute (a redial): shorter than `for`
+        quiet(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x20",
+                f'supercluster_gateway_servers{{{EAST},remote="west"}}': "3x5 2 3x14",
+            },
+            "10m",
+        ),
+    ),
+    "NatsRouteMissing": (
+        fires(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x20",
+                f"supercluster_route_peers{{{EAST},{SERVER}}}": "2x5 1x15",
+            },
+            "10m",
+            {"region": "east", "server": "aws-us-east-1-east-0"},
+        ),
+        # a server down: the others route to each other, which is all that runs
+        quiet(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x5 2x15",
+                f"supercluster_route_peers{{{EAST},{SERVER}}}": "2x5 1x15",
+            },
+            "10m",
+        ),
+    ),
+    "NatsServerUnhealthy": (
+        fires(
+            {
+                'nats_healthz_status_value{app_kubernetes_io_instance="east",'
+                'server_id="aws-us-east-1-east-1",value="ok"}': "1x5 stale",
+                'nats_healthz_status_value{app_kubernetes_io_instance="east",'
+                'server_id="aws-us-east-1-east-1",value="unreachable"}': "_x6 0x14",
+            },
+            "12m",
+            {"app_kubernetes_io_instance": "east", "server_id": "aws-us-east-1-east-1"},
+        ),
+        quiet(
+            {
+                'nats_healthz_status_value{app_kubernetes_io_instance="east",'
+                'server_id="aws-us-east-1-east-1",value="ok"}': "1x20"
+            },
+            "12m",
+        ),
+    ),
+    "NatsJetStreamMetaLeaderMissing": (
+        fires(
+            {f"supercluster_jetstream_meta_leader{{{EAST}}}": "1x5 0x15"}, "10m", {"region": "east"}
+        ),
+        # an election: no leader for one evaluation
+        quiet({f"supercluster_jetstream_meta_leader{{{EAST}}}": "1x5 0 1x14"}, "10m"),
+    ),
+    "NatsJetStreamPeerOffline": (
+        fires(
+            {f"supercluster_jetstream_meta_peers_offline{{{EAST}}}": "0x5 1x15"},
+            "15m",
+            {"region": "east"},
+        ),
+        # a rolling restart: one peer offline for three minutes
+        quiet({f"supercluster_jetstream_meta_peers_offline{{{EAST}}}": "0x5 1x3 0x12"}, "15m"),
+    ),
+    "NatsStreamReplicasNotCurrent": (
+        fires(
+            {f"supercluster_stream_replicas_not_current{{{EAST},{STREAM}}}": "0x5 1x15"},
+            "15m",
+            {"region": "east", "account": "APP", "stream": "answers"},
+        ),
+        quiet(
+            {f"supercluster_stream_replicas_not_current{{{EAST},{STREAM}}}": "0x5 2x2 0x13"},
+            "15m",
+        ),
+    ),
+    "NatsConsumerLagGrowing": (
+        fires(
+            {f'nats_consumer_num_pending{{{CONSUMER},is_consumer_leader="true"}}': "0+100x40"},
+            "30m",
+            {"account": "APP", "stream_name": "answers", "consumer_name": "recorder"},
+        ),
+        # a large but steady backlog on the leader; a follower's stale copy growing
+        quiet(
+            {
+                f'nats_consumer_num_pending{{{CONSUMER},is_consumer_leader="true"}}': "5000x40",
+                'nats_consumer_num_pending{account="APP",stream_name="answers",'
+                'consumer_name="recorder",server_id="aws-us-east-1-east-2",'
+                'is_consumer_leader="false"}': "0+100x40",
+            },
+            "30m",
+        ),
+    ),
+    "RecorderDown": (
+        fires({RECORDER_UP: "1x5 0x15"}, "10m", {"nats_io_region": "east"}),
+        quiet({RECORDER_UP: "1x20"}, "10m"),
+    ),
+    "RecorderDeadLetters": (
+        fires(
+            {f"supercluster_recorder_dead_letters_total{{{EAST}}}": "0x5 1x15"},
+            "8m",
+            {"region": "east"},
+        ),
+        # the same dead letter, ten minutes on: nothing new
+        quiet({f"supercluster_recorder_dead_letters_total{{{EAST}}}": "0x5 1x20"}, "20m"),
+    ),
+    "AnswersUnpublished": (
+        fires(
+            {f'supercluster_requester_unpublished_total{{{EAST},pod="requester-x"}}': "0 0 3 3 3"},
+            "5m",
+            {"region": "east"},
+        ),
+        quiet(
+            {f'supercluster_requester_unpublished_total{{{EAST},pod="requester-x"}}': "0x10"}, "5m"
+        ),
+    ),
+    "ControlRollback": (
+        fires(
+            {f"supercluster_control_rollbacks_total{{{EAST}}}": "0x5 1x15"},
+            "8m",
+            {"region": "east"},
+        ),
+        quiet({f"supercluster_control_rollbacks_total{{{EAST}}}": "0x20"}, "8m"),
+    ),
+    "ControlReloadFailures": (
+        fires(
+            {f"supercluster_control_reload_failures_total{{{EAST}}}": "0x5 2x15"},
+            "8m",
+            {"region": "east"},
+        ),
+        quiet({f"supercluster_control_reload_failures_total{{{EAST}}}": "0x20"}, "8m"),
+    ),
+    "NatsServerRestarting": (
+        fires(
+            {
+                f"supercluster_server_start_time_seconds{{{EAST},{SERVER}}}": (
+                    "1000x10 2000x10 3000x10 4000x10"
+                )
+            },
+            "45m",
+            {"region": "east", "server": "aws-us-east-1-east-0"},
+        ),
+        # one restart: a rolling upgrade
+        quiet(
+            {f"supercluster_server_start_time_seconds{{{EAST},{SERVER}}}": "1000x20 2000x25"}, "45m"
+        ),
+    ),
+    "NatsCertificateExpiring": (
+        # promtool's clock starts at 0 (1970): 10 days after it
+        fires(
+            {
+                f'supercluster_tls_cert_not_after_seconds{{{EAST},{SERVER},listener="gateway"}}': (
+                    "864000x40"
+                )
+            },
+            "30m",
+            {"region": "east", "server": "aws-us-east-1-east-0", "listener": "gateway"},
+        ),
+        quiet(
+            {
+                f'supercluster_tls_cert_not_after_seconds{{{EAST},{SERVER},listener="gateway"}}': (
+                    "2592000x40"
+                )
+            },
+            "30m",
+        ),
+    ),
+    "InRegionShareFalling": (
+        # east: half its requests served in east; west: none (only cross-region series)
+        fires(
+            {
+                f'{LATENCY}{{{EAST},operation="add",locality="in_region"}}': "0 50x10",
+                f'{LATENCY}{{{EAST},operation="add",locality="cross_region"}}': "0 50x10",
+                f'{LATENCY}{{region="west",operation="add",locality="cross_region"}}': "0 200x10",
+            },
+            "5m",
+            {"region": "east"},
+            {"region": "west"},
+        ),
+        # east 97.6% in-region; west all cross-region but only 20 requests
+        quiet(
+            {
+                f'{LATENCY}{{{EAST},operation="add",locality="in_region"}}': "0 200x10",
+                f'{LATENCY}{{{EAST},operation="add",locality="cross_region"}}': "0 5x10",
+                f'{LATENCY}{{region="west",operation="add",locality="cross_region"}}': "0 20x10",
+            },
+            "5m",
+        ),
+    ),
+}
+
+
+def promtool() -> str:
+    found = shutil.which("promtool") or "/usr/bin/promtool"
+    assert Path(found).exists(), "promtool is missing: ./dev test installs Debian's prometheus"
+    return found
+
+
+def expected(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The alert as promtool reports it: the rule's labels and its annotations with
+    `{{ $labels.x }}` filled in."""
+    (alert,) = (a for a in ALERTS if a.name == name)
+    spec = rule(alert)
+    annotations = {
+        key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
+        for key, text in spec["annotations"].items()
+    }
+    return {"exp_labels": {**spec["labels"], **labels}, "exp_annotations": annotations}
+
+
+def run_case(tmp_path: Path, name: str, case: Case) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "rules.yml").write_text(rules_text(rule_groups()))
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
+                "alert_rule_test": [
+                    {
+                        "eval_time": case.at,
+                        "alertname": name,
+                        "exp_alerts": [expected(name, labels) for labels in case.fired],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    return subprocess.run(
+        [promtool(), "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    assert set(CASES) == {a.name for a in ALERTS}
+    for firing, silent in CASES.values():
+        assert firing.fired
+        assert not silent.fired
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_alert_fires(tmp_path: Path, name: str) -> None:
+    result = run_case(tmp_path, name, CASES[name][0])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_alert_stays_quiet(tmp_path: Path, name: str) -> None:
+    result = run_case(tmp_path, name, CASES[name][1])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_wrong_expectation_fails_promtool(tmp_path: Path) -> None:
+    """The harness can fail: the firing case of one alert, expected quiet."""
+    firing = CASES["NatsGatewayDown"][0]
+    result = run_case(tmp_path, "NatsGatewayDown", Case(firing.series, firing.at, []))
+    assert result.returncode != 0
+    assert "NatsGatewayDown" in result.stdout + result.stderr
+
+
+def test_the_shipped_rules_file_is_the_generated_one_and_promtool_accepts_it() -> None:
+    """monitoring/rules.yml is for a Prometheus without the operator; `python -m
+    tools.monitoring_files` writes it."""
+    assert RULES_FILE.read_text() == rules_text(rule_groups())
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(RULES_FILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
+
+
+def test_runbooks_point_into_the_docs_and_each_alert_has_its_section() -> None:
+    doc = OBSERVABILITY_DOC.read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", doc, re.MULTILINE)
+    }
+    for alert in ALERTS:
+        assert alert.name.lower() in anchors, alert.name
+        path, _, anchor = alert.runbook.partition("#")
+        assert path in {"docs/operations.md", "docs/architecture.md", "docs/observability.md"}
+        assert anchor
+        if path == "docs/observability.md":
+            assert anchor in anchors
+    based = rule_groups(base_url="https://example.com/repo/blob/main/")
+    urls = {r["annotations"]["runbook_url"] for r in based["groups"][0]["rules"]}
+    assert all(u.startswith("https://example.com/repo/blob/main/docs/") for u in urls)
+
+
+def test_scaled_rules_keep_their_expressions_on_a_shorter_clock() -> None:
+    """What the local Prometheus evaluates: the services' alerts only, windows and `for`
+    divided, nothing else changed."""
+    scaled = rule_groups(scale=1 / 30, sources=("services",))["groups"][0]["rules"]
+    full = {r["alert"]: r for r in rule_groups()["groups"][0]["rules"]}
+    assert {r["alert"] for r in scaled} == {a.name for a in ALERTS if a.source == "services"}
+    gateway = next(r for r in scaled if r["alert"] == "NatsGatewayDown")
+    assert (gateway["for"], full["NatsGatewayDown"]["for"]) == ("4s", "2m")
+    dead = next(r for r in scaled if r["alert"] == "RecorderDeadLetters")
+    assert "[20s]" in dead["expr"]
+    assert dead["expr"].replace("[20s]", "[10m]") == full["RecorderDeadLetters"]["expr"]
