@@ -5,6 +5,7 @@ import pulumi
 from components.cluster import build_cluster
 from components.control import RegionControl, RegionControlArgs
 from components.jetstream import JetStreamArgs, JetStreamResources
+from components.monitoring import Monitoring, MonitoringArgs
 from components.nats_region import NatsRegion, NatsRegionArgs
 from components.peers import PeerStacks, check_referenced_stacks
 from components.stack_config import read_stack_config
@@ -36,6 +37,11 @@ jetstream = JetStreamResources(
         peers=peers.reading,
         after=[region.release],
     ),
+)
+
+Monitoring(
+    f"{name}-monitoring",
+    MonitoringArgs(config=config, kubernetes=platform.provider, after=[region.namespace]),
 )
 
 if config.app.image is not None:  # the control service runs from the services image

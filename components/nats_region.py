@@ -48,6 +48,7 @@ class NatsRegion(pulumi.ComponentResource):
     client_url: pulumi.Output[str]
     gateway_url: pulumi.Output[str]
     pki: RegionPki
+    namespace: Namespace
     release: Release
     runtime_config: ConfigMap
 
@@ -63,10 +64,10 @@ class NatsRegion(pulumi.ComponentResource):
             provider=platform.provider,
             depends_on=list(platform.workload_dependencies),
         )
-        namespace = Namespace(
+        self.namespace = Namespace(
             f"{name}-ns", metadata=ObjectMetaArgs(name=names.namespace), opts=on_cluster
         )
-        namespace_name = namespace.metadata.apply(lambda m: str(m.name))
+        namespace_name = self.namespace.metadata.apply(lambda m: str(m.name))
 
         public = NatsEndpoint(
             f"{name}-endpoint",

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.alerts import rule_groups, rules_text
 from infra.config_model import MonitoringConfig
+from infra.dashboards import DASHBOARDS
 
 # The chart's exporter: values.yaml:398-432 (`promExporter.port: 7777`) and
 # files/stateful-set/prom-exporter-container.yaml:4-6 (the container port `prom-metrics`).
@@ -168,3 +170,25 @@ def dashboard_config_map(namespace: str, name: str, dashboard: Mapping[str, Any]
         "metadata": {"name": name, "namespace": namespace, "labels": {DASHBOARD_LABEL: "1"}},
         "data": {f"{name}.json": json.dumps(dashboard, indent=2, sort_keys=True)},
     }
+
+
+def monitoring_objects(
+    cluster: str, namespace: str, config: MonitoringConfig
+) -> list[dict[str, Any]]:
+    """The region's monitoring objects, besides the chart's PodMonitor: the services'
+    PodMonitor and the PrometheusRule where the operator runs, else the rules file as a
+    ConfigMap; and the dashboards. Names are the region's, so regions never collide."""
+    scraping = Scraping.of(config)
+    rules = rule_groups(base_url=config.runbook_base_url)
+    objects = (
+        [
+            services_pod_monitor(namespace, f"{cluster}-services", scraping),
+            prometheus_rule(namespace, f"{cluster}-alerts", rules, scraping),
+        ]
+        if scraping.operator
+        else [rules_config_map(namespace, f"{cluster}-alert-rules", rules_text(rules))]
+    )
+    if config.dashboards:
+        where = config.dashboard_namespace or namespace
+        objects += [dashboard_config_map(where, name, d) for name, d in DASHBOARDS.items()]
+    return objects

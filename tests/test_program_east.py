@@ -30,6 +30,7 @@ TOP_LEVEL = {
     "nats-supercluster:nats:JetStream",
     "nats-supercluster:app:Application",
     "nats-supercluster:nats:Control",
+    "nats-supercluster:monitoring:Monitoring",
 }
 
 

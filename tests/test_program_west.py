@@ -87,6 +87,7 @@ def test_every_resource_sits_under_a_top_level_component(west: Evaluation) -> No
         "nats-supercluster:nats:JetStream",
         "nats-supercluster:app:Application",
         "nats-supercluster:nats:Control",
+        "nats-supercluster:monitoring:Monitoring",
     }
     for resource in west.resources:
         if resource.type in top_level:
