@@ -52,6 +52,8 @@ def render_report(report: dict[str, Any]) -> str:
         f"records stored: {report['recorded']} of {report['published']} published "
         f"({report['published'] - report['recorded']} missing)"
     )
+    if "alerts" in report:
+        lines.append(f"alerts firing: {', '.join(report['alerts']) or 'none'}")
     return "\n".join(lines)
 
 
@@ -103,6 +105,8 @@ def _demonstrate(cluster: Supercluster, options: DemoOptions) -> int:
         "published": published,
         "recorded": recorded,
     }
+    if cluster.prometheus is not None:
+        report["alerts"] = sorted({a["labels"]["alertname"] for a in cluster.prometheus.alerts()})
     print(render_report(report), flush=True)
     return 0 if recorded == published and failover["failed"] == 0 else 1
 
@@ -146,6 +150,11 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     start.add_argument(
         "--port-base", type=int, help="allocate ports upward from here (default: any free ports)"
+    )
+    start.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="run a Prometheus (Debian's) scraping the services and evaluating the alert rules",
     )
     stop = commands.add_parser("down", help="stop what an earlier up left running")
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -213,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         mysql=mysql,
         port_base=args.port_base,
+        prometheus=args.prometheus,
     )
     started = time.monotonic()
     code = up(options, args.keep_running)

@@ -34,7 +34,8 @@ from localnet.control import REGIONS_FILE
 from localnet.database import database_env
 from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
-from localnet.region import LOOPBACK, LocalRegion, use_ports_from
+from localnet.prometheus import LocalPrometheus, Target
+from localnet.region import LOOPBACK, LocalRegion, free_port, use_ports_from
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 from services.calculator import subject as calculator_subject
@@ -68,6 +69,8 @@ class DemoOptions:
     recorder: bool = True
     # Every server runs this nats-server instead of the pinned one (a rolling upgrade's start).
     server_binary: str | None = None
+    # A real Prometheus scraping the services and evaluating the alert rules (scaled down).
+    prometheus: bool = False
 
     def region_plans(self) -> tuple[RegionPlan, ...]:
         if self.plans is not None:
@@ -86,7 +89,10 @@ class Supercluster:
     regions: dict[str, LocalRegion] = field(default_factory=dict)
     planned: dict[str, LocalRegion] = field(default_factory=dict)
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Each service's metrics port and labels, kept across its restarts (Prometheus's targets).
+    metrics: dict[str, Target] = field(default_factory=dict)
     links: GatewayLinks | None = None
+    prometheus: LocalPrometheus | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -131,12 +137,21 @@ class Supercluster:
             self._start_calculators(name)
             self.start_control(name)
         if options.recorder:
-            first = self.first
-            self._start(f"recorder-{first.name}", "recorder", first, self._database_env())
+            self.start_recorder()
         self._wait_for_calculators()
         for name in self.regions:
             self._wait_for_control(name)
         self.say("calculators and control services serving; recorder draining answers")
+        if options.prometheus:
+            self.prometheus = LocalPrometheus(options.state_dir / "prometheus", self.metrics)
+            self.prometheus.start()
+            self._record_pids()
+            self.say(f"prometheus at {self.prometheus.url} (alerts: {self.prometheus.url}/alerts)")
+
+    def start_recorder(self) -> None:
+        """The recorder, in the first region (where the stream and its consumer are)."""
+        first = self.first
+        self._start(f"recorder-{first.name}", "recorder", first, self._database_env())
 
     def start_region(self, name: str) -> None:
         """A region joining a running supercluster (`pulumi up` of a new stack)."""
@@ -204,7 +219,9 @@ class Supercluster:
                         for i, ports in enumerate(region.ports)
                     }
                 ),
+                "COLLECT_SECONDS": "1",
             },
+            app_name=f"{name}-control",
         )
 
     def _wait_for_control(self, name: str, timeout: float = 30) -> None:
@@ -231,14 +248,26 @@ class Supercluster:
             for name, r in self.regions.items()
         )
 
-    def _start(self, key: str, program: str, region: LocalRegion, extra: dict[str, str]) -> None:
+    def _start(
+        self,
+        key: str,
+        program: str,
+        region: LocalRegion,
+        extra: dict[str, str],
+        app_name: str | None = None,
+    ) -> None:
+        """`app_name`: its app.kubernetes.io/name in a cluster (default the key's program)."""
         log = self.options.state_dir / "logs" / f"{key}.log"
         log.parent.mkdir(exist_ok=True)
+        if key not in self.metrics:
+            name = app_name or key.removesuffix(f"-{region.name}")
+            self.metrics[key] = Target(free_port(), name, region.name)
+        served = {"METRICS_PORT": str(self.metrics[key].port), "METRICS_ADDRESS": LOOPBACK}
         with log.open("ab") as stderr:
             self.services[key] = subprocess.Popen(
                 [*stop_with_parent(), sys.executable, "-m", "services", program],
                 cwd=PROJECT_DIR,
-                env=service_env(region, program, extra, self._health(key)),
+                env=service_env(region, program, {**served, **extra}, self._health(key)),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,
@@ -253,6 +282,8 @@ class Supercluster:
     def _record_pids(self) -> None:
         pids = [p.pid for r in self.regions.values() for p in r.processes if p is not None]
         pids += [p.pid for p in self.services.values()]
+        if self.prometheus is not None and self.prometheus.process is not None:
+            pids.append(self.prometheus.process.pid)
         started = (Started.of(pid) for pid in pids)
         Record(Started.of(os.getpid()), tuple(p for p in started if p)).write(self.pid_file)
 
@@ -405,6 +436,9 @@ class Supercluster:
 
     # --- taking it down ------------------------------------------------------------------
     def down(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         for process in self.services.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)

@@ -396,7 +396,9 @@ class Recorder:
                 continue
             pause = _FETCH_FIRST_PAUSE
             # Each message says how many the consumer held back after it: the last one, the lag.
-            metrics.RECORDER_PENDING.labels(self.region).set(batch[-1].metadata.num_pending)
+            # (A fetch may also end with no message at all: JetStream's 408 or 409 status.)
+            if batch:
+                metrics.RECORDER_PENDING.labels(self.region).set(batch[-1].metadata.num_pending)
             try:
                 await self.record(batch)
             except Stopping:
