@@ -225,10 +225,11 @@ class Control:
 
     async def collect(self, every: float) -> None:
         """The region's health for the metrics (infra/region_health.py), every `every`
-        seconds, from the same shared gathering of the servers' replies as status."""
+        seconds, from a gathering of its own: a read joins only a gathering that began
+        while it waited, never one that began before (and may predate a change)."""
         while True:
             try:
-                replies = await self._replies(PINGS)
+                replies = await ping(self.client, self.wait)
             except nats.errors.Error as error:  # reconnecting: the last view stays
                 self.logger.warning("health not gathered", extra={"fields": {"error": str(error)}})
             else:
