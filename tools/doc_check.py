@@ -26,7 +26,7 @@ TOP_DIRS = ("infra", "components", "services", "localnet", "offline", "tools", "
 ROOT_FILE = re.compile(
     r"(Pulumi(\.[\w-]+)?\.yaml|requirements[\w-]*\.(txt|in)|pyproject\.toml|__main__\.py|dev)"
 )
-CONFIG_SECTIONS = ("nodes", "nats", "pki", "jetstream", "app", "eks", "aks")
+CONFIG_SECTIONS = ("nodes", "nats", "pki", "jetstream", "app", "monitoring", "eks", "aks")
 CONFIG_TABLE_HEADER = "| key | default | allowed |"
 
 _TICKED = re.compile(r"`([^`\n]+)`")
