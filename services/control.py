@@ -180,6 +180,16 @@ class Control:
             )
             await request.respond_error("500", str(failed))
             return
+        except Exception as error:  # the store or the servers failed: say so, keep serving
+            self.logger.exception("request failed", extra={"fields": {"caller": who}})
+            await request.respond_error(
+                "500",
+                f"failed: {type(error).__name__}: {str(error)[:200]}; nothing was changed"
+                if read
+                else f"failed: {type(error).__name__}: {str(error)[:200]}; config.get shows "
+                "whether the change was stored",
+            )
+            return
         if not read:
             metrics.CONTROL_PUTS.labels(self.cluster, str(answer["outcome"]).split(":")[0]).inc()
         await request.respond(json.dumps(answer).encode())

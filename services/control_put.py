@@ -10,6 +10,7 @@ what became of it (applied, or rolled back and why) in the history config.get sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -261,7 +262,22 @@ class PutTransaction:
 
     async def watch(self, written: Written) -> None:
         """The clouds: until the servers load the ConfigMap and show the change, then record
-        it applied; or roll it back and record why."""
+        it applied; or roll it back and record why. A watch that fails (the API server gone)
+        is logged and, where the store still answers, recorded as not confirmed."""
+        try:
+            await self._watch(written)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.logger.exception(
+                "watching a change failed", extra={"fields": {"change": written.change}}
+            )
+            with contextlib.suppress(Exception):
+                await self.record(
+                    written.change, f"not confirmed: watching it failed ({type(error).__name__})"
+                )
+
+    async def _watch(self, written: Written) -> None:
         found = await self.verified(written.expectation, written.servers, self.timing.pending)
         if not found:
             await self.record(written.change, APPLIED)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.aio.msg import Msg
+from nats.micro.request import Request
 
 from infra.runtime_config import parse_put
 from localnet.clients import connect_as
@@ -25,7 +27,7 @@ from localnet.rehearsals.common import wait_until
 from localnet.reloader import ConfigMapReloader
 from localnet.traffic import Traffic
 from services.config_check import ConfigChecker
-from services.control import ping
+from services.control import Control, ping
 from services.control_put import PutTransaction, Timing
 from services.runtime_store import FileStore
 from tests.control_live import base_routes, call, call_async, meshed, undelivered
@@ -336,3 +338,41 @@ def test_a_reader_flood_neither_delays_a_put_nor_floods_the_log(
         f"{put_seconds:.1f} s; {added} log lines",
         put_seconds,
     )
+
+
+def test_a_failing_store_gets_an_error_answer_and_the_service_keeps_serving(
+    east: LocalRegion, tmp_path: Path
+) -> None:
+    """The store unreachable (the API server gone, the runtime directory missing): each put
+    is answered with an error saying so, none is left waiting, and the next request is served."""
+
+    async def run() -> list[dict[str, str]]:
+        control = await connect_as(east, "control")
+        system = await connect_as(east, "system")
+        inbox = system.new_inbox()
+        answers = await system.subscribe(inbox)
+        await system.flush()
+        service = Control(
+            control,
+            "east",
+            FileStore(tmp_path / "gone"),
+            reload_by_request=True,
+            logger=logging.getLogger("control-failing-store"),
+            checker=ConfigChecker("east"),
+        )
+        got = []
+        try:
+            for body in (b'{"routes": null}', b'{"cut_gateways": []}'):
+                msg = Msg(control, "supercluster.east.config.put", inbox, body, None)
+                await service.answer(Request(msg), work=service.config_put, read=False)
+                reply = await answers.next_msg(timeout=10)
+                got.append(dict(reply.headers or {}))
+        finally:
+            await service.stop()
+            await control.close()
+            await system.close()
+        return got
+
+    for headers in asyncio.run(run()):
+        assert headers["Nats-Service-Error-Code"] == "500"
+        assert headers["Nats-Service-Error"].startswith("failed: FileNotFoundError")
