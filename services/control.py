@@ -108,7 +108,6 @@ class Control:
             timing=timing or Timing(),
             links=links,
         )
-        self.links = links
         self.known_regions = tuple(gateway_pins or {})
         metrics.control_ready(cluster)
         self.refusals = logs.Throttle(logger)
@@ -278,8 +277,8 @@ class Control:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.links is not None:
-            await self.links.close()
+        if self.transaction.links is not None:
+            await self.transaction.links.close()
 
 
 async def serve(settings: NatsSettings, control: ControlSettings) -> None:

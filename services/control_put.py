@@ -284,7 +284,9 @@ class PutTransaction:
             logs.event(self.logger, "runtime change applied", change=written.change)
             return
         why = "; ".join(found)
-        await self.roll_back(written, f"{why} within {self.timing.pending:g} s")
+        if not await self.roll_back(written, f"{why} within {self.timing.pending:g} s"):
+            logs.event(self.logger, "runtime change superseded", change=written.change, why=why)
+            return
         logs.event(self.logger, "runtime change rolled back", change=written.change, why=why)
         still = await self.verified(self._restored(written), written.servers, self.timing.pending)
         if still:
@@ -297,44 +299,45 @@ class PutTransaction:
         """Restore the routes and cut of before the change, over the store's current version.
         False when a later change already replaced this one (then only the outcome is
         recorded)."""
-        for _ in range(CONFLICT_TRIES):
-            snapshot = await asyncio.to_thread(self.store.read)
-            current = snapshot.state
+        ours = False
+
+        def restored(current: RuntimeState) -> RuntimeState:
+            nonlocal ours
             # Still the region's latest change: nobody has changed it since.
             ours = bool(current.history) and current.history[-1].get("change") == written.change
-            fresh = (
-                rolled_back(current, written.before, written.change, why)
-                if ours
-                else with_outcome(
-                    current, written.change, f"{SUPERSEDED} before it was verified ({why})"
-                )
-            )
-            try:
-                await asyncio.to_thread(self.store.write, fresh, snapshot.version)
-            except ConflictError:
-                continue
             if ours:
-                metrics.CONTROL_ROLLBACKS.labels(self.cluster).inc()
-            return ours
-        self.logger.error(
-            "could not record the rollback: the store kept changing",
-            extra={"fields": {"change": written.change}},
-        )
-        return False
+                return rolled_back(current, written.before, written.change, why)
+            return with_outcome(
+                current, written.change, f"{SUPERSEDED} before it was verified ({why})"
+            )
+
+        if not await self._update(restored, f"roll back {written.change}"):
+            return False
+        if ours:
+            metrics.CONTROL_ROLLBACKS.labels(self.cluster).inc()
+        return ours
 
     async def record(self, change: str, outcome: str) -> None:
         """Write what became of `change` into its history entry."""
+        await self._update(
+            lambda state: with_outcome(state, change, outcome), f"record {change} {outcome}"
+        )
+
+    async def _update(self, change: Callable[[RuntimeState], RuntimeState], what: str) -> bool:
+        """`change` applied to the stored state, over the version it was read at; read and
+        applied again on a conflict. False (and logged) when the store kept changing."""
         for _ in range(CONFLICT_TRIES):
             snapshot = await asyncio.to_thread(self.store.read)
             try:
-                await asyncio.to_thread(
-                    self.store.write,
-                    with_outcome(snapshot.state, change, outcome),
-                    snapshot.version,
-                )
+                await asyncio.to_thread(self.store.write, change(snapshot.state), snapshot.version)
             except ConflictError:
                 continue
-            return
+            return True
+        self.logger.error(
+            "could not write the runtime state: the store kept changing",
+            extra={"fields": {"what": what}},
+        )
+        return False
 
 
 def pending_changes(state: RuntimeState) -> list[str]:
