@@ -34,8 +34,10 @@ jetstream = JetStreamResources(
         admin_cert_pem=region.pki.admin_cert_pem,
         admin_key_pem=region.pki.admin_key_pem,
         timeout_seconds=config.jetstream.connect_timeout_seconds,
+        unreachable_seconds=config.jetstream.unreachable_seconds,
         peers=peers.reading,
-        after=[region.release],
+        # Deleted before the servers leave the meta group and before the release.
+        after=[region.release, *([region.meta_peers] if region.meta_peers else [])],
     ),
 )
 

@@ -34,7 +34,9 @@ def _split(props: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return request, control
 
 
-def _run(props: Mapping[str, Any], work: Any) -> Any:
+def _run(props: Mapping[str, Any], work: Any, *, teardown: bool = False) -> Any:
+    """`teardown` (refresh, delete): give up on a silent endpoint after its
+    `unreachable_seconds` and raise JetStreamUnreachableError."""
     import asyncio  # noqa: PLC0415 (imports inside methods: see the module docstring)
 
     from infra.jetstream_ops import Connection, Target, with_admin  # noqa: PLC0415
@@ -42,7 +44,17 @@ def _run(props: Mapping[str, Any], work: Any) -> Any:
     request, control = _split(props)
     target = Target(kind=control["kind"], request=request, stream=control.get("stream", ""))
     connection = Connection.from_inputs(control["connection"])
+    if teardown:
+        connection = connection.for_teardown()
     return target, asyncio.run(with_admin(connection, lambda admin: work(admin, target)))
+
+
+def _unreachable(what: str, props: Mapping[str, Any], error: Exception) -> None:
+    """Pulumi shows a dynamic provider's stderr with the resource."""
+    import sys  # noqa: PLC0415
+
+    kind, name = props.get("kind", "object"), props.get("name", "?")
+    print(f"warning: {kind} {name}: region unreachable, {what} ({error})", file=sys.stderr)
 
 
 class JetStreamProvider(ResourceProvider):
@@ -60,7 +72,13 @@ class JetStreamProvider(ResourceProvider):
         )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        _, actual = _run(props, lambda admin, t: t.read(admin))
+        from infra.jetstream_ops import JetStreamUnreachableError  # noqa: PLC0415
+
+        try:
+            _, actual = _run(props, lambda admin, t: t.read(admin), teardown=True)
+        except JetStreamUnreachableError as error:
+            _unreachable("the last known state is kept", props, error)
+            return ReadResult(id_, props)
         if actual is None:
             return ReadResult(None, {})  # deleted out of band: the next up creates it again
         return ReadResult(id_, {**props, **actual})
@@ -89,7 +107,14 @@ class JetStreamProvider(ResourceProvider):
         return UpdateResult(outs={**news, "action": "updated"})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        _run(props, lambda admin, t: t.delete(admin))
+        """An unreachable region's objects leave the state with a warning: their data goes
+        with the region's servers and volumes (docs/operations.md#destroying-regions)."""
+        from infra.jetstream_ops import JetStreamUnreachableError  # noqa: PLC0415
+
+        try:
+            _run(props, lambda admin, t: t.delete(admin), teardown=True)
+        except JetStreamUnreachableError as error:
+            _unreachable("removed from the state without deleting it", props, error)
 
 
 def _object_id(kind: str, stream: str, name: str) -> str:
@@ -116,8 +141,10 @@ class JetStreamArgs:
     admin_cert_pem: pulumi.Output[str]
     admin_key_pem: pulumi.Output[str]
     timeout_seconds: int
+    unreachable_seconds: int
     peers: pulumi.Output[PeerReading]
-    # The NATS release: JetStream objects are made after it and deleted before it.
+    # The release and the servers' meta group membership: JetStream objects are made after
+    # them and deleted before them, so the objects are gone before their servers leave.
     after: Sequence[pulumi.Resource]
 
 
@@ -148,6 +175,7 @@ class JetStreamResources(pulumi.ComponentResource):
                 "cert_pem": cert,
                 "key_pem": key,
                 "timeout_seconds": args.timeout_seconds,
+                "unreachable_seconds": args.unreachable_seconds,
             }
 
         inputs: pulumi.Output[dict[str, Any]] = pulumi.Output.all(

@@ -51,6 +51,8 @@ class NatsRegion(pulumi.ComponentResource):
     namespace: Namespace
     release: Release
     runtime_config: ConfigMap
+    # The servers' membership in the JetStream meta group (None without JetStream).
+    meta_peers: MetaPeers | None
 
     def __init__(
         self, name: str, args: NatsRegionArgs, opts: pulumi.ResourceOptions | None = None
@@ -151,9 +153,10 @@ class NatsRegion(pulumi.ComponentResource):
         )
         self.client_url = public.address.apply(client_url)
         self.gateway_url = public.address.apply(gateway_url)
+        self.meta_peers = None
         if cfg.nats.jetstream:
             prefix = server_name_prefix(cfg.cloud, cfg.region)
-            MetaPeers(
+            self.meta_peers = MetaPeers(
                 f"{name}-meta-peers",
                 MetaPeersArgs(
                     server_name_prefix=prefix,
@@ -163,6 +166,8 @@ class NatsRegion(pulumi.ComponentResource):
                     control_cert_pem=self.pki.control_cert_pem,
                     control_key_pem=self.pki.control_key_pem,
                     tls_hostname=public.address,
+                    connect_timeout_seconds=cfg.jetstream.connect_timeout_seconds,
+                    unreachable_seconds=cfg.jetstream.unreachable_seconds,
                     after=[self.release],
                 ),
                 opts=pulumi.ResourceOptions(parent=self),

@@ -160,6 +160,8 @@ class JetStreamConfig(ConfigModel):
     consumers: list[ConsumerSpec] = Field(default_factory=_seed_consumers)
     kv: list[KvSpec] = Field(default_factory=list)
     connect_timeout_seconds: int = Field(600, ge=5, le=3600)
+    # Refresh and destroy: a region silent this long is gone (a timeout per resource).
+    unreachable_seconds: int = Field(20, ge=1, le=600)
 
 
 def kv_stream_name(bucket: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import ssl
@@ -25,6 +26,7 @@ STREAM_NOT_FOUND = 10059
 CONSUMER_NOT_FOUND = 10014
 _RETRY_FIRST_DELAY = 0.5
 _RETRY_MAX_DELAY = 15.0
+_ATTEMPT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Connection:
     timeout_seconds: float = 600.0
     # The identity's own reply inbox, where its permissions allow only that (control).
     inbox_prefix: str = "_INBOX"
+    # Refresh and delete: how long an endpoint may stay silent before its region counts as
+    # unreachable (create and update wait `timeout_seconds` for a new load balancer).
+    unreachable_seconds: float = 20.0
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> Connection:
@@ -50,7 +55,12 @@ class Connection:
             tls_hostname=inputs.get("tls_hostname") or None,
             timeout_seconds=float(inputs.get("timeout_seconds") or 600),
             inbox_prefix=str(inputs.get("inbox_prefix") or "_INBOX"),
+            unreachable_seconds=float(inputs.get("unreachable_seconds") or 20),
         )
+
+    def for_teardown(self) -> Connection:
+        """For refresh and delete, which must not wait minutes on a region that is gone."""
+        return dataclasses.replace(self, timeout_seconds=self.unreachable_seconds)
 
 
 class JetStreamUnreachableError(RuntimeError):
@@ -94,21 +104,33 @@ async def connect(
     deadline = clock() + connection.timeout_seconds
     delay, attempts = _RETRY_FIRST_DELAY, 0
     context = tls_context(connection)
+    seen: list[Exception] = []
+
+    async def remember(error: Exception) -> None:  # instead of nats-py's traceback on stderr
+        seen.append(error)
+
     while True:
         attempts += 1
         client = Client()
         try:
-            await client.connect(
-                servers=[connection.url],
-                tls=context,
-                tls_hostname=connection.tls_hostname,
-                inbox_prefix=connection.inbox_prefix.encode(),
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-                connect_timeout=5,
+            # nats-py 2.x keeps retrying a refused first connect even without reconnects;
+            # each attempt is bounded here.
+            await asyncio.wait_for(
+                client.connect(
+                    servers=[connection.url],
+                    tls=context,
+                    tls_hostname=connection.tls_hostname,
+                    inbox_prefix=connection.inbox_prefix.encode(),
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    connect_timeout=5,
+                    error_cb=remember,
+                ),
+                timeout=max(1.0, min(_ATTEMPT_SECONDS, deadline - clock())),
             )
             return client
-        except Exception as error:
+        except Exception as caught:
+            error = seen[-1] if isinstance(caught, TimeoutError) and seen else caught
             await _discard(client)
             remaining = deadline - clock()
             if remaining <= 0:
@@ -124,6 +146,8 @@ async def connect(
 async def _discard(client: Client) -> None:
     """A failed connect can leave the transport open (the load balancer accepted, the server
     behind it did not answer); close what there is."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.close(), timeout=2)
     transport = getattr(client, "_transport", None)
     for name in ("_io_writer", "_bare_io_writer"):
         writer = getattr(transport, name, None)

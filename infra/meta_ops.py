@@ -3,19 +3,32 @@ in the group as offline peers until removed, and the quorum counts them; these f
 this region's departed peers and remove them, as the `control` identity through the system
 account.
 
+On destroy the whole region leaves (`departure_plan`): its peers go, the meta leader last,
+and each removal is checked in the group before the next; when no other region's server is
+online in the group, nothing is removed, since the group ends with these servers (and the
+leader would refuse to remove the last peer). When removing this region would leave the other
+regions' servers without a majority because of offline peers of a region already gone, those
+go first: otherwise the survivors lose JetStream for good (removal needs a leader).
+
 Facts (nats-server v2.14.2): `$JS.API.SERVER.REMOVE` is answered by the meta leader to the
-system account only (jetstream_api.go:2447), body `{"peer": "<server name>"}`; the removed
-server disables JetStream. `$SYS.REQ.SERVER.PING.JSZ` is answered by every server with its
-`meta_cluster` (leader, size and the other peers with `offline` and `current`).
+system account only (jetstream_api.go:2447), body `{"peer": "<server name>"}`; the reply comes
+after the removal is applied and only from a server still leader (jetstream_cluster.go
+2617-2649), so a leader removing itself may not answer; the last peer is never removed
+(raft.go errRemoveLastNode); a shutdown, lame duck included, never leaves the group. The
+removed server disables JetStream. `$SYS.REQ.SERVER.PING.JSZ` is answered by every server
+with its `meta_cluster` (leader, size and the other peers with `offline` and `current`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 
 from infra.sys_ping import gather
@@ -64,11 +77,22 @@ async def read_meta_group(client: Client, wait: float = 1.0) -> MetaGroup:
     return meta_group(await gather(client, PING_JSZ, b"", wait))
 
 
+# JSClusterServerNotMemberErr and JSClusterServerMemberChangeInflightErr (server/errors.json).
+NOT_A_MEMBER = 10044
+CHANGE_IN_FLIGHT = 10202
+
+
+class PeerRemovalError(RuntimeError):
+    def __init__(self, name: str, error: dict[str, Any]) -> None:
+        self.err_code = int(error.get("err_code", 0))
+        super().__init__(f"removing JetStream peer {name}: {error}")
+
+
 async def remove_peer(client: Client, name: str) -> None:
     reply = await client.request(REMOVE_PEER, json.dumps({"peer": name}).encode(), timeout=10)
     answer = json.loads(reply.data)
     if answer.get("error"):
-        raise RuntimeError(f"removing JetStream peer {name}: {answer['error']}")
+        raise PeerRemovalError(name, answer["error"])
 
 
 async def remove_departed(
@@ -77,5 +101,81 @@ async def remove_departed(
     """Remove this region's departed peers from the meta group; returns their names."""
     departed = departed_peers(await read_meta_group(client), server_name_prefix, keep)
     for name in departed:
-        await remove_peer(client, name)
+        await _remove_checked(client, name, settle_seconds=30.0)
     return departed
+
+
+@dataclass(frozen=True)
+class Departure:
+    """What a region's leaving does to the meta group: peers removed in this order (offline
+    peers of gone regions first where the survivors need it, this region's followers, then its
+    leader), or none with the reason."""
+
+    remove: tuple[str, ...]
+    reason: str
+
+
+def departure_plan(group: MetaGroup, server_name_prefix: str) -> Departure:
+    ours = {p for p in group.peers if p.startswith(server_name_prefix)}
+    others = group.peers - ours
+    online_others = others - group.offline
+    if not ours:
+        return Departure((), "none of this region's servers is in the group")
+    if not online_others:
+        return Departure(
+            (), "no other region's server is online in the group: it ends with these servers"
+        )
+    ghosts = sorted(others & group.offline)
+    # After this region leaves, the rest must hold a majority of what remains.
+    first = tuple(ghosts) if len(online_others) <= len(others) // 2 else ()
+    leader_last = sorted(ours - {group.leader}) + sorted(ours & {group.leader})
+    reason = (
+        f"offline peers {', '.join(first)} first, or the other regions lose their majority"
+        if first
+        else "this region's peers, the meta leader last"
+    )
+    return Departure((*first, *leader_last), reason)
+
+
+async def leave(client: Client, server_name_prefix: str, settle_seconds: float = 30.0) -> Departure:
+    """Take this region's servers out of the meta group (see `departure_plan`), each removal
+    checked in the group as its leader reports it; raises if one does not take effect within
+    `settle_seconds`."""
+    plan = departure_plan(await read_meta_group(client), server_name_prefix)
+    for name in plan.remove:
+        await _remove_checked(client, name, settle_seconds)
+    return plan
+
+
+async def _remove_checked(client: Client, name: str, settle_seconds: float) -> None:
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        try:
+            await remove_peer(client, name)
+            break
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            break  # a leader removing itself may step down before it answers: check below
+        except PeerRemovalError as error:
+            if error.err_code == NOT_A_MEMBER:
+                break  # removed already (a retried destroy)
+            if error.err_code != CHANGE_IN_FLIGHT or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    await _until_removed(client, name, max(1.0, deadline - time.monotonic()))
+
+
+async def _until_removed(client: Client, name: str, settle_seconds: float) -> None:
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        try:
+            group = await read_meta_group(client, wait=0.5)
+            if group.leader and group.leader != name and name not in group.peers:
+                return
+            seen = f"the group still lists it (leader {group.leader or 'none'})"
+        except ValueError as error:
+            seen = str(error)
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"JetStream peer {name} was not removed within {settle_seconds:g} s: {seen}"
+            )
+        await asyncio.sleep(0.5)

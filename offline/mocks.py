@@ -41,6 +41,11 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+def plain(value: Any) -> Any:
+    """A registered input as the provider receives it, secrets unwrapped."""
+    return _unwrap(value)
+
+
 def _fake_pem_b64(name: str) -> str:
     body = base64.b64encode(f"mock certificate authority for {name}".encode()).decode()
     pem = f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"

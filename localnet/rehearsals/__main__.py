@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from localnet.processes import run_exclusively
-from localnet.rehearsals import add_region, reload, rotate, scale, upgrade
+from localnet.rehearsals import add_region, destroy, reload, rotate, scale, upgrade
 from localnet.rehearsals.common import Report, Say
 from offline.stack_files import PROJECT_DIR
 
@@ -18,6 +18,10 @@ REHEARSALS: dict[str, tuple[Callable[[Path, Say], Report], str]] = {
     "add-region": (
         add_region.rehearse,
         "central joins east and west at run time; then each region cut off in turn",
+    ),
+    "destroy": (
+        destroy.rehearse,
+        "every region destroyed in engine order: central, west, east; then with east gone",
     ),
     "reload": (reload.rehearse, "each kind of configuration change: reloaded live or not"),
     "rotate": (rotate.rehearse, "server and client certificates, then the CA in three stages"),
