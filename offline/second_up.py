@@ -168,7 +168,8 @@ def _changes(a: Any, b: Any, path: str, secret: bool = False) -> Iterator[tuple[
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from _changes(x, y, f"{path}[{index}]", secret)
     elif a != b or type(a) is not type(b):
-        yield path, _show(a, secret), _show(b, secret)
+        hidden = secret or _is_secret(a) or _is_secret(b)  # a secret made plain stays hidden
+        yield path, _show(a, hidden), _show(b, hidden)
 
 
 def _show(value: Any, secret: bool = False) -> str:
