@@ -5,7 +5,8 @@ provider's Create is not called again, so the outputs the program sees are the o
 then (for unchanged inputs). `ReplayMonitor` does the same: a registration whose URN is in
 `state` gets that id and those outputs, and the mocks that mint fresh values (keys,
 certificates, random suffixes) are never asked again. Reads and invokes still go to the cloud
-mocks, as the engine sends them to the providers on every run.
+mocks, as the engine sends them to the providers on every run; the mocks answer those from
+their arguments, the account and the peer stacks' outputs alone, so as they did the first time.
 """
 
 from __future__ import annotations
@@ -40,14 +41,12 @@ class _StateFirst(Mocks):
         self.cloud = cloud
         self.state = state
         self.in_flight = threading.local()
-        self.replayed: list[str] = []
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         urn = getattr(self.in_flight, "urn", None)
         prior = self.state.get(urn) if urn else None
         if prior is None:
             return self.cloud.new_resource(args)
-        self.replayed.append(str(urn))
         return prior.id or None, dict(prior.outputs)
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
