@@ -23,6 +23,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from offline.mocks import CloudMocks, MockAccount, RecordingMonitor, Registration
+from offline.replay import PriorState, ReplayMonitor
 from offline.stack_files import PROJECT_DIR, project_name
 
 # What `pulumi.get_organization()` answers under mocks; stack references qualify with it.
@@ -85,13 +86,16 @@ def evaluate_stack(
     project_dir: Path = PROJECT_DIR,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
     account: MockAccount | None = None,
+    state: Mapping[str, PriorState] | None = None,
 ) -> Evaluation:
     """Evaluate the program as `pulumi up` would, with the clouds mocked. `stack_outputs` are
     other stacks' outputs by qualified name (`organization/<project>/<stack>`); `account` is
-    who runs it and how the account names its zones."""
+    who runs it and how the account names its zones; `state`, by URN, is what an earlier `up`
+    left (resources in it are answered from it, as the engine does, not created again)."""
     project = project_name(project_dir)
     region = config.get(f"{project}:region", "us-east-1")
-    monitor = RecordingMonitor(CloudMocks(region, dict(stack_outputs or {}), account))
+    cloud = CloudMocks(region, dict(stack_outputs or {}), account)
+    monitor = RecordingMonitor(cloud) if state is None else ReplayMonitor(cloud, state)
     loop = asyncio.new_event_loop()  # Pulumi's runner drives the current loop of the thread
     asyncio.set_event_loop(loop)
     try:

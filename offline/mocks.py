@@ -465,6 +465,7 @@ class Registration:
     inputs: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
     ignore_changes: list[str] = field(default_factory=list)
+    id: str = ""  # what the provider answered; a later `up` reads it back from state
 
     def secret_inputs(self) -> set[str]:
         """Top-level input names whose value (or part of it) was marked secret."""
@@ -528,6 +529,7 @@ class RecordingMonitor(MockMonitor):
                 inputs=deserialize_properties(request.object),
                 state=dict(registration.state) if registration else {},
                 ignore_changes=list(request.ignoreChanges),
+                id=str(registration.id or "") if registration else "",
             )
         )
         return response
