@@ -150,15 +150,21 @@ def test_previews_run_only_for_branches_of_this_repository_in_the_preview_enviro
                 assert caller["with"]["environment"] == "production", name
 
 
-def test_no_workflow_hands_secrets_to_the_stack_job() -> None:
-    # The backend token and passphrase are secrets of the environments: a job gets them only by
-    # naming its environment, which GitHub holds until a reviewer approves.
+def test_callers_pass_the_two_secrets_by_name_and_nothing_else() -> None:
+    # The values are secrets of the environments: the called job gets them by naming its
+    # environment, which GitHub holds until a reviewer approves. The caller must still name them
+    # (an environment secret a caller does not pass reads as empty), and names no other.
+    names = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"}
     for path in WORKFLOWS.glob("*.yml"):
         jobs = _workflow(path.name)["jobs"]
         assert isinstance(jobs, dict)
         for name, job in jobs.items():
-            assert "secrets" not in job, f"{path.name}: {name}"
-    assert "secrets" not in _triggers("stack.yml")["workflow_call"]  # type: ignore[operator]
+            if job.get("uses") != "./.github/workflows/stack.yml":
+                assert "secrets" not in job, f"{path.name}: {name}"
+                continue
+            assert job["secrets"] == {n: f"${{{{ secrets.{n} }}}}" for n in names}, name
+    declared = _triggers("stack.yml")["workflow_call"]["secrets"]  # type: ignore[index]
+    assert set(declared) == names
 
 
 def test_the_stack_job_checks_its_environment_before_any_code_or_secret() -> None:
