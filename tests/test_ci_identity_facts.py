@@ -24,7 +24,9 @@ Sources:
   to 3600 and takes the input as an integer; src/assumeRole.ts passes it as `DurationSeconds`
   to STS unchanged and checks it against nothing, so a value above the role's maximum session
   duration is refused by STS at the assume call and the action fails the step with STS's
-  message (src/index.ts, `setFailed`); README.md: 900 to 43200 seconds.
+  message (src/index.ts, `setFailed`), after retrying the call (12 attempts by default,
+  exponential backoff from 50 ms: src/helpers.ts `retryAndBackoff`, under two minutes in all);
+  README.md: 900 to 43200 seconds.
 - AWS IAM User Guide, "Methods to assume a role" / role chaining: a session obtained by chaining
   roles lasts at most one hour, whatever the role's maximum session duration.
 """
