@@ -119,6 +119,10 @@ class AksCluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             delete_unreachable=True,
+            # A Secret or ConfigMap whose data changes is updated in place, not deleted and
+            # re-created under its fixed name (tests/test_kubernetes_provider_facts.py).
+            enable_secret_mutable=True,
+            enable_config_map_mutable=True,
             opts=child,
         )
         jetstream = storage_class(

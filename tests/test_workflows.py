@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -118,3 +120,134 @@ def test_a_first_run_creates_the_stack_but_destroy_never_does(tmp_path: Path) ->
     )
     assert _select_step_calls(tmp_path / "b", "preview", "")[1] == "stack select --create west"
     assert _select_step_calls(tmp_path / "c", "destroy", "s3://bucket")[1] == "stack select west"
+
+
+def _triggers(name: str) -> dict[object, object]:
+    document = _workflow(name)
+    triggers = document.get("on", document.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert isinstance(triggers, dict)
+    return triggers
+
+
+def _stack_job() -> dict[str, Any]:
+    job: dict[str, Any] = _workflow("stack.yml")["jobs"]["pulumi"]  # type: ignore[index]
+    return job
+
+
+def test_previews_run_only_for_branches_of_this_repository_in_the_preview_environment() -> None:
+    # `pull_request` runs the pull request's own workflow files, never with the base branch's
+    # secrets on their own: what guards the secrets is the environment (below), not this file.
+    assert list(_triggers("preview.yml")) == ["pull_request"]
+    job = _workflow("preview.yml")["jobs"]["preview"]  # type: ignore[index]
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert job["with"]["environment"] == "preview"
+    assert job["with"]["command"] == "preview"
+    for name in ("deploy.yml", "destroy.yml"):
+        jobs = _workflow(name)["jobs"]
+        assert isinstance(jobs, dict)
+        for caller in jobs.values():
+            if caller.get("uses") == "./.github/workflows/stack.yml":
+                assert caller["with"]["environment"] == "production", name
+
+
+def test_callers_pass_the_two_secrets_by_name_and_nothing_else() -> None:
+    # The values are secrets of the environments: the called job gets them by naming its
+    # environment, which GitHub holds until a reviewer approves. The caller must still name them
+    # (an environment secret a caller does not pass reads as empty), and names no other.
+    names = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"}
+    for path in WORKFLOWS.glob("*.yml"):
+        jobs = _workflow(path.name)["jobs"]
+        assert isinstance(jobs, dict)
+        for name, job in jobs.items():
+            if job.get("uses") != "./.github/workflows/stack.yml":
+                assert "secrets" not in job, f"{path.name}: {name}"
+                continue
+            assert job["secrets"] == {n: f"${{{{ secrets.{n} }}}}" for n in names}, name
+    declared = _triggers("stack.yml")["workflow_call"]["secrets"]  # type: ignore[index]
+    assert set(declared) == names
+
+
+def test_the_stack_job_checks_its_environment_before_any_code_or_secret() -> None:
+    job = _stack_job()
+    assert job["environment"] == "${{ inputs.environment }}"
+    assert job["permissions"]["actions"] == "read"
+    assert "secrets." not in yaml.safe_dump(job["env"])
+    steps = job["steps"]
+    assert steps[0]["name"] == "The environment requires a reviewer"
+    assert "secrets." not in yaml.safe_dump(steps[0])
+    assert "uses" not in steps[0]
+    for step in steps[1:]:
+        if "secrets." in yaml.safe_dump(step):
+            assert str(step.get("uses", "")).startswith("pulumi/actions") or "pulumi login" in str(
+                step.get("run", "")
+            )
+
+
+def _environment_check(tmp_path: Path, environment: str, settings: object) -> tuple[int, str]:
+    """Runs the first step of stack.yml with a `gh` that answers with `settings` (None: the API
+    refuses) and the real `jq`."""
+    script = _stack_job()["steps"][0]["run"]
+    tmp_path.mkdir()
+    fake = tmp_path / "gh"
+    if settings is None:
+        fake.write_text("#!/bin/sh\necho 'HTTP 404: Not Found' >&2\nexit 1\n")
+    else:
+        (tmp_path / "settings.json").write_text(json.dumps(settings))
+        fake.write_text(f'#!/bin/sh\ntest "$*" = "api repos/o/r/environments/{environment}" '
+                        f'&& cat "{tmp_path}/settings.json"\n')  # fmt: skip
+    fake.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={
+            "PATH": f"{tmp_path}:/usr/bin:/bin",
+            "REPOSITORY": "o/r",
+            "ENVIRONMENT": environment,
+            "GH_TOKEN": "token",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def _reviewers(prevent_self_review: bool, reviewers: int = 1) -> dict[str, object]:
+    return {
+        "type": "required_reviewers",
+        "prevent_self_review": prevent_self_review,
+        "reviewers": [{"type": "Team", "reviewer": {"slug": "maintainers"}}] * reviewers,
+    }
+
+
+def test_the_environment_check_passes_only_a_protected_environment(tmp_path: Path) -> None:
+    branch_policy = {"protected_branches": False, "custom_branch_policies": True}
+    cases: list[tuple[str, object, bool]] = [
+        ("preview", {"protection_rules": [_reviewers(True)]}, True),
+        ("preview", {"protection_rules": []}, False),  # anyone's run starts at once
+        ("preview", {"protection_rules": [{"type": "wait_timer", "wait_timer": 5}]}, False),
+        ("preview", {"protection_rules": [_reviewers(True, reviewers=0)]}, False),
+        # The rule without its reviewers listed (a token that may not see them) still counts.
+        (
+            "preview",
+            {"protection_rules": [{"type": "required_reviewers", "prevent_self_review": True}]},
+            True,
+        ),
+        ("preview", {"protection_rules": [_reviewers(False)]}, False),  # authors approve themselves
+        ("preview", None, False),  # the environment does not exist, or cannot be read
+        (
+            "production",
+            {"protection_rules": [_reviewers(False)], "deployment_branch_policy": branch_policy},
+            True,
+        ),
+        (
+            "production",
+            {"protection_rules": [_reviewers(False)], "deployment_branch_policy": None},
+            False,
+        ),
+        ("production", {"protection_rules": [], "deployment_branch_policy": branch_policy}, False),
+    ]
+    for number, (environment, settings, passes) in enumerate(cases):
+        code, output = _environment_check(tmp_path / str(number), environment, settings)
+        assert (code == 0) is passes, (environment, settings, output)
+        if not passes:
+            assert "::error::" in output, output
