@@ -20,6 +20,10 @@ Sources (paraphrased):
   added to a bound volume whose reclaim policy is Delete (line 1210) and removed only after the
   driver deleted the disk (line 1666). A PersistentVolume thus exists until its EBS volume is
   gone, and only a running driver can make it go.
+- pulumi/pulumi-kubernetes provider/pkg/await/await.go Deletion (mirrored at
+  v4.32.0-27-g94977969; the program pins 4.34.2): a delete returns once the object is gone, so
+  the namespace (with the MySQL claim, which has no retention policy) is gone before anything
+  it depends on is deleted.
 - AKS FAQ (learn.microsoft.com/azure/aks/faq, "Why are two resource groups created with AKS?"):
   the node resource group holds the cluster's infrastructure, storage included, and AKS deletes
   it with the cluster. The Azure disk CSI driver creates a dynamically provisioned disk in that
