@@ -20,8 +20,9 @@ from typing import Any
 DEFAULT_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 2
 # The API server unanswered for this long: the cluster is gone already (deleted out of band),
-# and no wait can bring its disks back under the driver's care.
-UNREACHABLE_SECONDS = 30
+# and no wait can bring its disks back under the driver's care. With a listing's own 10 s
+# timeout and the poll, giving up takes under 30 s.
+UNREACHABLE_SECONDS = 15
 PROVISIONER_FINALIZER = "external-provisioner.volume.kubernetes.io/finalizer"
 
 
