@@ -158,7 +158,7 @@ def test_the_lb_service_carries_the_settings_on_aws_and_none_on_azure() -> None:
     assert not [k for k in azure if k.startswith(AZURE_PROBE_ANNOTATION_PREFIX)]
 
 
-def test_azure_probe_defaults_suffice() -> None:
+def test_azure_probe_defaults_suffice(west: object) -> None:
     """Why the Azure Service sets no probe annotation: with externalTrafficPolicy Cluster (the
     program sets none, so the default) the Azure load balancer probes each node's NodePort over
     TCP, not the pods; which pod a connection reaches is kube-proxy's choice, and kube-proxy
@@ -169,7 +169,15 @@ def test_azure_probe_defaults_suffice() -> None:
     _, duration, _ = _chart_shutdown("west")
     node_out = AZURE_PROBE_DEFAULT_INTERVAL_SECONDS * AZURE_PROBE_DEFAULT_NUM_OF_PROBE
     assert node_out < duration
-    assert "externalTrafficPolicy" not in json.dumps(lb_annotations("azure"))
+    from offline.evaluate import Evaluation  # noqa: PLC0415
+    from tests.conftest import named  # noqa: PLC0415
+
+    assert isinstance(west, Evaluation)
+    service = named(west, "kubernetes:core/v1:Service", "-endpoint-lb")
+    assert service.inputs["spec"]["type"] == "LoadBalancer"
+    assert "externalTrafficPolicy" not in service.inputs["spec"]  # Kubernetes' default: Cluster
+    probes = [k for k in service.inputs["metadata"]["annotations"] if "health-probe" in k]
+    assert probes == []
 
 
 def test_the_namespace_label_comes_before_the_pods(east: object) -> None:
