@@ -23,12 +23,14 @@ from pulumi_kubernetes import Provider as KubernetesProvider
 from components.aws_lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.aws_network import AwsNetwork, AwsNetworkArgs
 from components.storage_class import storage_class
+from components.volumes import VolumesReleased, VolumesReleasedArgs
 from infra import aws_iam, versions
 from infra.config import StackConfig
 from infra.kubeconfig import eks_kubeconfig
 from infra.naming import common_tags, kubernetes_cluster_name
 from infra.network import check_eks_zones
 from infra.storage import eks_gp3
+from infra.volumes import DEFAULT_TIMEOUT_SECONDS as VOLUMES_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,9 @@ class EksCluster(pulumi.ComponentResource):
     """Implements KubernetesPlatform on AWS.
 
     Destroy order is carried by dependencies: Kubernetes objects made with `provider` must depend
-    on `workload_dependencies` (the node group, the EBS CSI add-on and the LB controller), so they
-    go first, then the controller, add-on and nodes, then the cluster, then the network.
+    on `workload_dependencies` (the node group, the EBS CSI add-on, the LB controller and the
+    wait for the volumes), so they go first, then the wait until the driver deleted their
+    volumes, then the controller, add-on and nodes, then the cluster, then the network.
     """
 
     provider: KubernetesProvider
@@ -255,7 +258,20 @@ class EksCluster(pulumi.ComponentResource):
 
         self.cluster_name = cluster.name
         self.storage_class_name = gp3.metadata.apply(lambda m: str(m.name))
-        self.workload_dependencies = [node_group, ebs_addon, controller.release, gp3]
+        # On destroy, everything on the cluster goes first (it depends on this), then this waits
+        # until the EBS CSI driver has deleted every gp3 volume, then the add-on, the class and
+        # the nodes the driver runs on go (components/volumes.py).
+        volumes = VolumesReleased(
+            f"{name}-volumes-released",
+            VolumesReleasedArgs(
+                kubeconfig=self.kubeconfig,
+                storage_class=self.storage_class_name,
+                timeout_seconds=VOLUMES_TIMEOUT_SECONDS,
+                outlived_by=[ebs_addon, gp3, node_group, *admin_access],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.workload_dependencies = [node_group, ebs_addon, controller.release, gp3, volumes]
         # The NLB's address comes from the controller; nothing else to bind.
         self.lb_annotations = pulumi.Output.from_input({})
         self.lb_dependencies = []

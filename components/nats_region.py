@@ -16,6 +16,7 @@ from components.pki import RegionPki, RegionPkiArgs, Trust
 from components.platform import KubernetesPlatform
 from infra.config import StackConfig
 from infra.control_plane import runtime_config_map
+from infra.endpoint import namespace_labels
 from infra.monitoring import Scraping
 from infra.nats_values import (
     NATS_CHART,
@@ -66,8 +67,12 @@ class NatsRegion(pulumi.ComponentResource):
             provider=platform.provider,
             depends_on=list(platform.workload_dependencies),
         )
+        # Labelled on creation: the LB controller injects readiness gates only into pods made
+        # after the label (infra.endpoint.namespace_labels), and the release follows this.
         self.namespace = Namespace(
-            f"{name}-ns", metadata=ObjectMetaArgs(name=names.namespace), opts=on_cluster
+            f"{name}-ns",
+            metadata=ObjectMetaArgs(name=names.namespace, labels=namespace_labels(cfg.cloud)),
+            opts=on_cluster,
         )
         namespace_name = self.namespace.metadata.apply(lambda m: str(m.name))
 

@@ -32,6 +32,7 @@ from infra.config_model import (
     RawStackConfig,
 )
 from infra.jetstream import JetStreamConfig, kv_stream_name, parse_duration, subjects_overlap
+from infra.storage import PVC_RETENTION_MIN_KUBERNETES, minor
 
 
 def cross_check(cfg: RawStackConfig, stack: str, today: date) -> list[ConfigIssue]:
@@ -149,6 +150,12 @@ def _check_kubernetes_version(cfg: RawStackConfig, today: date) -> list[ConfigIs
             f"left {service} standard support on {window.standard_support_ends}"
             + (" (EKS then upgrades the control plane itself)" if cfg.cloud == "aws" else "")
             + f"; {allowed}"
+        )
+    elif minor(cfg.kubernetes_version) < minor(PVC_RETENTION_MIN_KUBERNETES):
+        message = (
+            f"is older than {PVC_RETENTION_MIN_KUBERNETES}, where the NATS StatefulSet's "
+            "persistentVolumeClaimRetentionPolicy (its volumes deleted with it) is GA; "
+            f"{allowed}"
         )
     else:
         return []

@@ -13,16 +13,51 @@ from typing import Any
 from infra.config import Cloud
 from infra.nats_values import CLIENT_PORT, GATEWAY_PORT
 
+# How the NLB follows a rolling StatefulSet (tests/test_rollout_facts.py has the sources and
+# checks these against the chart's shutdown timings):
+# - a target leaves the group as soon as its pod terminates; the server it fronts has closed its
+#   client listener at once (lame duck) and closes its clients within the chart's lame duck
+#   duration (30 s), so draining longer buys nothing, and 30 s is under the pod's 60 s
+#   termination grace: the target is gone before the kubelet could kill the server;
+# - a TCP check on the traffic port: a server in lame duck refuses it at once; 2 checks 10 s
+#   apart (the fewest NLB takes) make a new target healthy in about 20 s instead of the default
+#   30 s, which is what the readiness gate waits for on each pod of a roll;
+# - 2 failures mark a crashed server's target unhealthy after about 20 s.
+DEREGISTRATION_DELAY_SECONDS = 30
+HEALTH_CHECK_INTERVAL_SECONDS = 10
+HEALTH_CHECK_TIMEOUT_SECONDS = 10
+HEALTHY_THRESHOLD = 2
+UNHEALTHY_THRESHOLD = 2
+
+_AWS = "service.beta.kubernetes.io/aws-load-balancer-"
 AWS_LB_ANNOTATIONS = {
     # The AWS Load Balancer Controller makes an NLB with pod IPs as targets.
-    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
-    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
-    "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "tcp",
-    "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": (
-        "deregistration_delay.timeout_seconds=30"
+    f"{_AWS}type": "external",
+    f"{_AWS}nlb-target-type": "ip",
+    f"{_AWS}scheme": "internet-facing",
+    f"{_AWS}healthcheck-protocol": "tcp",
+    f"{_AWS}healthcheck-port": "traffic-port",
+    f"{_AWS}healthcheck-interval": str(HEALTH_CHECK_INTERVAL_SECONDS),
+    f"{_AWS}healthcheck-timeout": str(HEALTH_CHECK_TIMEOUT_SECONDS),
+    f"{_AWS}healthcheck-healthy-threshold": str(HEALTHY_THRESHOLD),
+    f"{_AWS}healthcheck-unhealthy-threshold": str(UNHEALTHY_THRESHOLD),
+    f"{_AWS}target-group-attributes": (
+        f"deregistration_delay.timeout_seconds={DEREGISTRATION_DELAY_SECONDS}"
     ),
 }
+
+# The namespace label that has the controller's pod webhook give each new pod a readiness gate
+# which turns true only once the pod's target is healthy in the NLB, so a rolling update never
+# takes the next server down before its replacement serves (controller docs
+# pod_readiness_gate.md). The webhook acts when a pod is created: the namespace must carry it
+# before the release makes the pods, and the Service must exist before them too.
+READINESS_GATE_INJECT = "elbv2.k8s.aws/pod-readiness-gate-inject"
+
+
+def namespace_labels(cloud: Cloud) -> dict[str, str]:
+    """AWS: the readiness gate injection (the targets are pods). Azure's load balancer targets
+    the nodes, and kube-proxy already follows the pods' readiness: nothing to add."""
+    return {READINESS_GATE_INJECT: "enabled"} if cloud == "aws" else {}
 
 
 # The AWS Load Balancer Controller's class. Its Service webhook writes it into the spec on CREATE

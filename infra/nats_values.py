@@ -19,6 +19,7 @@ from infra.runtime_files import (
     ROUTES_INCLUDE,
     RUNTIME_DIR,
 )
+from infra.storage import PVC_RETENTION_POLICY
 
 CLIENT_PORT = 4222
 CLUSTER_PORT = 6222
@@ -236,6 +237,10 @@ def chart_values(spec: RegionSpec) -> dict[str, Any]:
                     },
                 }
             ],
+        },
+        # The JetStream claims are deleted with the StatefulSet, kept on a scale-down.
+        "statefulSet": {
+            "merge": {"spec": {"persistentVolumeClaimRetentionPolicy": dict(PVC_RETENTION_POLICY)}}
         },
         "podDisruptionBudget": {"enabled": True},
         "service": {"enabled": True},

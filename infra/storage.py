@@ -42,3 +42,17 @@ def aks_jetstream(disk_sku: str) -> StorageClassSpec:
         parameters={"skuName": disk_sku, "cachingMode": "None", "fsType": "ext4"},
         default=False,
     )
+
+
+# The servers' claims go with their StatefulSet, so `pulumi destroy` (which deletes the release)
+# leaves no claim and hence no volume behind; a scale-down keeps the departed servers' claims,
+# so scaling back up finds their data. The StatefulSet controller makes the set the claims'
+# owner for whenDeleted=Delete, and the garbage collector deletes them with it.
+PVC_RETENTION_POLICY = {"whenDeleted": "Delete", "whenScaled": "Retain"}
+# The field is GA (StatefulSetAutoDeletePVC) from Kubernetes 1.32; the config refuses older.
+PVC_RETENTION_MIN_KUBERNETES = "1.32"
+
+
+def minor(version: str) -> int:
+    """The minor number of a `1.NN` Kubernetes version."""
+    return int(version.split(".")[1])

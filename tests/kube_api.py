@@ -9,7 +9,10 @@ the stand-in the control service's ConfigMap store is tested against):
   the latest version and try again");
 - an update with no resourceVersion is applied unconditionally, since ConfigMaps allow it
   (pkg/registry/core/configmap/strategy.go: AllowUnconditionalUpdate returns true);
-- a request without the token gets 401.
+- a request without the token (or a client certificate of the test CA) gets 401.
+
+It also lists PersistentVolumes (`volumes`, as `GET /api/v1/persistentvolumes` returns them),
+which the wait for volumes on destroy reads (components/volumes.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from infra.pki import SubjectAltNames, ca_spec, server_spec
 from localnet.pki import issue, issue_ca
 
 TOKEN = "test-token"
+VOLUMES_PATH = "/api/v1/persistentvolumes"
 
 
 @dataclass
@@ -39,6 +43,20 @@ class ConfigMapServer:
     conflicts: int = 0
     updates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_lists: int = 0
+    # The Authorization header or client certificate subject of each request.
+    callers: list[str] = field(default_factory=list)
+
+    def volume_list(self) -> dict[str, Any]:
+        with self.lock:
+            self.volume_lists += 1
+            return {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeList",
+                "metadata": {"resourceVersion": str(self.version)},
+                "items": [dict(v) for v in self.volumes],
+            }
 
     @property
     def path(self) -> str:
@@ -92,21 +110,32 @@ def _handler(server: ConfigMapServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(raw)
 
         def _allowed(self) -> bool:
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            peer = self.connection.getpeercert()
+            caller = self.headers.get("Authorization") or str(peer.get("subject") if peer else "")
+            server.callers.append(caller)
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}" and not peer:
                 self._send(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
                 return False
-            if self.path != server.path:
+            if self.path not in {server.path, VOLUMES_PATH}:
                 self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
                 return False
             return True
 
         def do_GET(self) -> None:
-            if self._allowed():
+            if not self._allowed():
+                return
+            if self.path == VOLUMES_PATH:
+                self._send(200, server.volume_list())
+            else:
                 with server.lock:
                     self._send(200, server.object())
 
         def do_PUT(self) -> None:
-            if self._allowed():
+            if not self._allowed():
+                return
+            if self.path == VOLUMES_PATH:
+                self._send(405, {"kind": "Status", "code": 405, "reason": "MethodNotAllowed"})
+            else:
                 length = int(self.headers.get("Content-Length") or 0)
                 self._send(*server.update(json.loads(self.rfile.read(length))))
 
@@ -128,6 +157,9 @@ def configmap_api(
     (account / "tls.key").write_bytes(served.key_pem)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(account / "tls.crt", account / "tls.key")
+    # Client certificates of the test CA authenticate too (AKS kubeconfigs carry one).
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.load_verify_locations(cadata=ca.cert_pem.decode())
     state = ConfigMapServer(namespace, name, data)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)

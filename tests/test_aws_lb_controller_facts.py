@@ -4,9 +4,11 @@ source, and the program's IAM policy evaluated against each (tests/iam_policy.py
 Source: kubernetes-sigs/aws-load-balancer-controller at tag v2.13.0 (commit f4f3c580), the
 version chart 1.13.0 installs (aws/eks-charts stable/aws-load-balancer-controller/Chart.yaml:
 appVersion v2.13.0). The Service: type LoadBalancer, annotations type=external,
-nlb-target-type=ip, scheme=internet-facing, healthcheck-protocol=tcp, target-group-attributes
+nlb-target-type=ip, scheme=internet-facing, healthcheck-protocol=tcp (port, interval, timeout and
+thresholds set too: tests/test_rollout_facts.py), target-group-attributes
 deregistration_delay.timeout_seconds=30, TCP ports 4222 and 7222; pods on EKS managed nodes,
-whose ENIs carry only the EKS-created cluster security group.
+whose ENIs carry only the EKS-created cluster security group, in a namespace labelled for
+readiness gate injection (the gates are read with DescribeTargetHealth).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ CALLS: list[tuple[Call, str, str]] = [
     (Call("elasticloadbalancing:AddTags", NLB, {**SENT, "elasticloadbalancing:CreateAction": "CreateLoadBalancer"}), "tags in CreateLoadBalancer", "pkg/deploy/elbv2/load_balancer_manager.go:62"),
     (Call("elasticloadbalancing:CreateTargetGroup", TARGET_GROUP, SENT), "one per port", "pkg/deploy/elbv2/target_group_manager.go:69"),
     (Call("elasticloadbalancing:AddTags", TARGET_GROUP, {**SENT, "elasticloadbalancing:CreateAction": "CreateTargetGroup"}), "tags in CreateTargetGroup", "pkg/deploy/elbv2/target_group_manager.go:69"),
+    (Call("elasticloadbalancing:ModifyTargetGroup", TARGET_GROUP, OWNED), "health check changed on a live NLB", "pkg/deploy/elbv2/target_group_manager.go:138"),
     (Call("elasticloadbalancing:ModifyTargetGroupAttributes", TARGET_GROUP, OWNED), "deregistration delay 30 s", "pkg/deploy/elbv2/target_group_attributes_reconciler.go:37"),
     (Call("elasticloadbalancing:CreateListener", LISTENER, SENT), "one per port", "pkg/deploy/elbv2/listener_manager.go:87"),
     # Listeners are tagged in CreateListener (feature gate ListenerRulesTagging, on by default)

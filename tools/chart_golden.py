@@ -40,7 +40,8 @@ def pod_facts(
 ) -> dict[str, Any]:
     """What the program relies on in the rendered pod: its annotations, the volumes, what the
     nats container mounts, which files the config reloader watches, the exporter sidecar's
-    arguments and ports, and the chart's PodMonitor when it renders one."""
+    arguments and ports, and the chart's PodMonitor when it renders one; and of the StatefulSet
+    how the pods stop (termination grace, preStop) and what becomes of their claims."""
     template = stateful_set["spec"]["template"]
     containers = {c["name"]: c for c in template["spec"]["containers"]}
     args = containers["reloader"]["args"]
@@ -52,6 +53,13 @@ def pod_facts(
         "reloader_watches": sorted(args[i + 1] for i, a in enumerate(args) if a == "-config"),
         "exporter": ({"args": exporter["args"], "ports": exporter["ports"]} if exporter else None),
         "pod_monitor": pod_monitor,
+        "termination_grace_period_seconds": template["spec"].get("terminationGracePeriodSeconds"),
+        "pre_stop": containers["nats"].get("lifecycle", {}).get("preStop"),
+        "readiness_probe": containers["nats"].get("readinessProbe"),
+        "claim_templates": sorted(
+            c["metadata"]["name"] for c in stateful_set["spec"].get("volumeClaimTemplates") or []
+        ),
+        "pvc_retention_policy": stateful_set["spec"].get("persistentVolumeClaimRetentionPolicy"),
     }
 
 
@@ -75,6 +83,10 @@ def main(chart_dir: str) -> int:
         print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
         stateful_set = next(v for k, v in manifests.items() if k.endswith("stateful-set.yaml"))
         monitor = next((v for k, v in manifests.items() if k.endswith("pod-monitor.yaml")), None)
+        # The whole StatefulSet too, which tests validate against Kubernetes' schema.
+        path = GOLDEN_DIR / f"{case}.stateful-set.yaml"
+        path.write_text(stateful_set if stateful_set.endswith("\n") else stateful_set + "\n")
+        print(f"wrote {path.relative_to(GOLDEN_DIR.parent.parent)}")
         facts = pod_facts(yaml.safe_load(stateful_set), yaml.safe_load(monitor or "null"))
         path = GOLDEN_DIR / f"{case}.pod.json"
         path.write_text(json.dumps(facts, indent=2) + "\n")
