@@ -44,6 +44,8 @@ class MetaGroup:
     offline: frozenset[str]
     # Peers the leader does not see as caught up with its log.
     behind: frozenset[str] = frozenset()
+    # Only the leader tracks which peers are online: a follower's view is not to act on.
+    from_leader: bool = True
 
 
 def meta_group(replies: Iterable[dict[str, Any]]) -> MetaGroup:
@@ -63,6 +65,7 @@ def meta_group(replies: Iterable[dict[str, Any]]) -> MetaGroup:
         peers=frozenset({best["server"]["name"], *(p["name"] for p in others)}),
         offline=frozenset(p["name"] for p in others if p.get("offline")),
         behind=frozenset(p["name"] for p in others if not p.get("current")),
+        from_leader=meta.get("leader") == best["server"]["name"],
     )
 
 
@@ -118,19 +121,20 @@ class Departure:
 def departure_plan(group: MetaGroup, server_name_prefix: str) -> Departure:
     ours = {p for p in group.peers if p.startswith(server_name_prefix)}
     others = group.peers - ours
-    online_others = others - group.offline
+    # Online: neither offline nor behind (the leader has not heard from it for 10 s).
+    online_others = others - group.offline - group.behind
     if not ours:
         return Departure((), "none of this region's servers is in the group")
     if not online_others:
         return Departure(
             (), "no other region's server is online in the group: it ends with these servers"
         )
-    ghosts = sorted(others & group.offline)
+    ghosts = sorted(others - online_others)
     # After this region leaves, the rest must hold a majority of what remains.
     first = tuple(ghosts) if len(online_others) <= len(others) // 2 else ()
     leader_last = sorted(ours - {group.leader}) + sorted(ours & {group.leader})
     reason = (
-        f"offline peers {', '.join(first)} first, or the other regions lose their majority"
+        f"peers not online {', '.join(first)} first, or the other regions lose their majority"
         if first
         else "this region's peers, the meta leader last"
     )
@@ -141,10 +145,32 @@ async def leave(client: Client, server_name_prefix: str, settle_seconds: float =
     """Take this region's servers out of the meta group (see `departure_plan`), each removal
     checked in the group as its leader reports it; raises if one does not take effect within
     `settle_seconds`."""
-    plan = departure_plan(await read_meta_group(client), server_name_prefix)
+    group = await _leaders_view(client, settle_seconds)
+    if group is None:
+        return Departure(
+            (),
+            f"no meta leader answered within {settle_seconds:g} s, so nothing can be removed: "
+            "if another region still runs, remove these servers there by hand",
+        )
+    plan = departure_plan(group, server_name_prefix)
     for name in plan.remove:
         await _remove_checked(client, name, settle_seconds)
     return plan
+
+
+async def _leaders_view(client: Client, settle_seconds: float) -> MetaGroup | None:
+    """The group as its leader sees it, waiting out an election for up to `settle_seconds`."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        try:
+            group = await read_meta_group(client, wait=0.5)
+            if group.leader and group.from_leader:
+                return group
+        except ValueError:
+            pass  # no server answered with a meta group yet
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.5)
 
 
 async def _remove_checked(client: Client, name: str, settle_seconds: float) -> None:
@@ -169,7 +195,7 @@ async def _until_removed(client: Client, name: str, settle_seconds: float) -> No
     while True:
         try:
             group = await read_meta_group(client, wait=0.5)
-            if group.leader and group.leader != name and name not in group.peers:
+            if group.from_leader and group.leader != name and name not in group.peers:
                 return
             seen = f"the group still lists it (leader {group.leader or 'none'})"
         except ValueError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localnet.rehearsals import add_region, reload, rotate, scale, upgrade
+from localnet.rehearsals import add_region, destroy, reload, rotate, scale, upgrade
 
 
 def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:
@@ -42,3 +42,24 @@ def test_reloading_what_reloads_and_restarting_only_for_the_rest(tmp_path: Path)
     report = reload.rehearse(tmp_path, lambda _line: None)
     assert report.held, report.render()
     assert "the lame duck duration: refused by reload" in "\n".join(report.lines)
+
+
+def test_destroying_every_region_in_engine_order_and_with_a_region_gone(tmp_path: Path) -> None:
+    report = destroy.rehearse(
+        tmp_path, lambda _line: None, unreachable_seconds=2, traffic_seconds=1
+    )
+    assert report.held, report.render()
+    lines = "\n".join(report.lines)
+    # The engine's order: the application, then JetStream objects, then the membership, then
+    # the release; the last region alone removes no peer.
+    east = lines[lines.index("destroy east") :]
+    order = [
+        "app-calculator-add",
+        "consumer-answers-recorder",
+        "stream-answers",
+        "meta-peers",
+        "nats-release",
+        "nats-ns",
+    ]
+    positions = [east.index(step) for step in order]
+    assert positions == sorted(positions)

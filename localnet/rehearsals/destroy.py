@@ -29,7 +29,7 @@ import dill  # type: ignore[import-untyped]  # what Pulumi serialises dynamic pr
 from localnet.demo import DemoOptions, Supercluster, admin_connection
 from localnet.region import LocalRegion
 from localnet.rehearsals.add_region import CENTRAL, EAST, WEST
-from localnet.rehearsals.common import Report, Say
+from localnet.rehearsals.common import Report, Say, wait_until
 from localnet.rehearsals.scale import meta_group_of
 from localnet.traffic import Traffic, TrafficSummary
 from offline.evaluate import Evaluation, evaluate_in_order
@@ -82,6 +82,12 @@ def program_graphs() -> dict[str, Evaluation]:
     return evaluate_in_order(stacks, {s: load_stack_config(s) for s in stacks})
 
 
+def is_nats_dynamic(resource: Registration) -> bool:
+    """The program's dynamic resources that talk to NATS (the volume wait talks to the
+    Kubernetes API, which has no local stand-in)."""
+    return resource.type == DYNAMIC and "connection" in resource.inputs
+
+
 def provider_of(resource: Registration) -> Any:
     """The dynamic provider exactly as the program serialised it for the engine."""
     return dill.loads(base64.b64decode(plain(resource.inputs["__provider"])))
@@ -122,14 +128,14 @@ class LocalStacks:
     unreachable_seconds: float | None = None
 
     def dynamic(self, stack: str) -> set[str]:
-        return {short(r) for r in self.graphs[stack].resources if r.type == DYNAMIC}
+        return {short(r) for r in self.graphs[stack].resources if is_nats_dynamic(r)}
 
     def deploy(self, stack: str) -> list[str]:
         """The stack's dynamic resources, created by their providers in creation order."""
         region = self.supercluster.planned[stack]
         done = []
         for resource in create_order(self.graphs[stack]):
-            if resource.type != DYNAMIC:
+            if not is_nats_dynamic(resource):
                 continue
             outs = provider_of(resource).create(local_props(resource, region, None)).outs or {}
             what = outs.get("action") or f"removed {outs.get('removed')}"
@@ -139,6 +145,13 @@ class LocalStacks:
     def destroy(self, stack: str) -> Teardown:
         region = self.supercluster.planned[stack]
         teardown = Teardown(stack)
+        # What the local stand-in runs beyond the stack (a control service where the stack has
+        # none) is not the stack's to delete: it goes first.
+        ours = {f"control-{stack}"} if self._has_control(stack) else set()
+        extra = [k for k in self.supercluster.services if k.endswith(f"-{stack}")]
+        for key in (k for k in extra if k.startswith("control-") and k not in ours):
+            self.supercluster.stop_service(key)
+            teardown.steps.append(Step(key, 0.0, "not in the stack: stopped first"))
         for resource in delete_order(self.graphs[stack]):
             action = self._local_action(resource, region)
             if action is None:
@@ -151,19 +164,15 @@ class LocalStacks:
                 outcome = "failed"
                 teardown.errors.append(f"{short(resource)}: {type(error).__name__}: {error}")
             teardown.steps.append(Step(short(resource), time.monotonic() - started, outcome))
-        # What the local stand-in ran beyond the stack (a control service where the stack has
-        # none) goes with the cluster.
-        extra = [k for k in self.supercluster.services if k.endswith(f"-{stack}")]
-        for key in extra:
-            self.supercluster.stop_service(key)
-        if extra:
-            teardown.steps.append(Step("cluster", 0.0, f"stopped with it: {', '.join(extra)}"))
         return teardown
+
+    def _has_control(self, stack: str) -> bool:
+        return any(r.name.endswith("-control-service") for r in self.graphs[stack].resources)
 
     def _local_action(
         self, resource: Registration, region: LocalRegion
     ) -> Callable[[], str] | None:
-        if resource.type == DYNAMIC:
+        if is_nats_dynamic(resource):
             return lambda: self._delete_dynamic(resource, region)
         stand_ins: dict[tuple[str, str], Callable[[], str]] = {
             (DEPLOYMENT, "-app-calculator-add"): lambda: self._stop_application(region),
@@ -337,7 +346,16 @@ class Rehearsal:
             supercluster.stop_calculators("east")
             supercluster.stop_service("control-east")
             lose_region(supercluster.planned["east"])
-            report.figure("east lost out of band: its servers and load balancer killed")
+            east_servers = server_names(supercluster.planned["east"])
+            seconds = wait_until(
+                lambda: _leader_sees_behind(supercluster.planned["west"], east_servers),
+                60,
+                "the meta leader seeing east's servers as not current",
+            )
+            report.figure(
+                "east lost out of band: its servers and load balancer killed; the meta leader "
+                f"saw them gone after {seconds:.1f} s"
+            )
             errors = 0
             for stack in ("central", "west", "east"):
                 teardown = self.teardown(stacks, stack)
@@ -360,6 +378,14 @@ class Rehearsal:
                     )
             report.promise("endpoint gone: errors 0", errors == 0)
             report.promise("endpoint gone: nothing left running", not _still_running(supercluster))
+
+
+def _leader_sees_behind(via: LocalRegion, servers: frozenset[str]) -> bool:
+    try:
+        group = meta_group_of(via)
+    except ValueError:  # no server reported a meta group yet
+        return False
+    return group.from_leader and servers <= group.behind
 
 
 def server_names(*regions: LocalRegion) -> frozenset[str]:
