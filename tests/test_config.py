@@ -115,6 +115,12 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
     ("peers as a string", with_(AWS, peers="east"), "peers", "valid list"),
     ("replicas a boolean", with_(AWS, nats={"replicas": True}), "nats.replicas", "not true"),
     (
+        "unreachable after no time at all",
+        with_(AWS, jetstream={"unreachableSeconds": 0}),
+        "jetstream.unreachableSeconds",
+        "greater than or equal to 1",
+    ),
+    (
         "stream bytes past 64 bits",
         with_(AWS, jetstream={"streams": [{"name": "s", "subjects": ["s.>"], "maxBytes": 10**30}]}),
         "jetstream.streams[0].maxBytes",

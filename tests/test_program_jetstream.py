@@ -54,6 +54,21 @@ def test_connection_goes_through_the_endpoint_as_admin_and_stays_secret(
     assert connection["url"] == east.outputs["clientUrl"].value
     assert "BEGIN" in connection["key_pem"]
     assert connection["timeout_seconds"] == 600
+    assert connection["unreachable_seconds"] == 20  # refresh and delete of a region gone
+
+
+def test_objects_go_before_their_servers_leave_the_meta_group(east: Evaluation) -> None:
+    """Destroy deletes a resource before what it depends on: the application, then the
+    JetStream objects, then the region's membership, then the release."""
+    membership = named(east, DYNAMIC, "-nats-meta-peers")
+    release = named(east, "kubernetes:helm.sh/v3:Release", "-nats-release")
+    assert depends_on(east, membership, release)
+    for suffix in ("-jetstream-stream-answers", "-jetstream-consumer-answers-recorder"):
+        assert depends_on(east, js_object(east, suffix), membership), suffix
+    recorder = named(east, "kubernetes:apps/v1:Deployment", "-app-recorder")
+    assert depends_on(east, recorder, js_object(east, "-jetstream-stream-answers"))
+    connection = membership.inputs["connection"]["value"]
+    assert (connection["timeout_seconds"], connection["unreachable_seconds"]) == (600, 20)
 
 
 def test_the_serialised_provider_carries_no_credentials(east: Evaluation) -> None:
@@ -111,6 +126,7 @@ def test_west_can_place_its_own_stream_and_kv(east: Evaluation) -> None:
             "consumers": [{"stream": "audit", "name": "archiver", "deliverPolicy": "new"}],
             "kv": [{"bucket": "settings", "history": 5, "ttl": "1h"}],
             "connectTimeoutSeconds": 120,
+            "unreachableSeconds": 7,
         }
     )
     ev = evaluate_stack("west", config, stack_outputs=after(east))
@@ -121,6 +137,9 @@ def test_west_can_place_its_own_stream_and_kv(east: Evaluation) -> None:
     assert kv.inputs["max_msgs_per_subject"] == 5
     assert kv.inputs["placement"] == {"cluster": "west"}
     assert kv.inputs["connection"]["value"]["timeout_seconds"] == 120
+    membership = named(ev, DYNAMIC, "-nats-meta-peers").inputs["connection"]["value"]
+    for connection in (kv.inputs["connection"]["value"], membership):
+        assert (connection["timeout_seconds"], connection["unreachable_seconds"]) == (120, 7)
     archiver = js_object(ev, "-consumer-audit-archiver")
     assert archiver.inputs["deliver_policy"] == "new"
 

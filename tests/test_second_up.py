@@ -36,6 +36,7 @@ import pytest
 
 from components.jetstream import JetStreamProvider
 from components.meta_peers import MetaPeersProvider
+from components.volumes import VolumesReleasedProvider
 from infra.pki import CA_VALIDITY_HOURS, EARLY_RENEWAL_HOURS, LEAF_VALIDITY_HOURS
 from offline.evaluate import Evaluation, StackOutput, evaluate_stack
 from offline.mocks import SECRET_SIG, SIG_KEY, Registration
@@ -218,7 +219,8 @@ import json
 from pulumi.dynamic.dynamic import serialize_provider
 from components.jetstream import JetStreamProvider
 from components.meta_peers import MetaPeersProvider
-classes = (JetStreamProvider, MetaPeersProvider)
+from components.volumes import VolumesReleasedProvider
+classes = (JetStreamProvider, MetaPeersProvider, VolumesReleasedProvider)
 print(json.dumps({c.__name__: serialize_provider(c()) for c in classes}))
 """
 
@@ -233,7 +235,7 @@ def test_the_pickled_dynamic_provider_is_the_same_in_every_process(
                 blob = _plain(resource.inputs["__provider"])
                 provider = dill.loads(base64.b64decode(blob))
                 recorded.setdefault(type(provider).__name__, set()).add(blob)
-    assert set(recorded) == {"JetStreamProvider", "MetaPeersProvider"}
+    assert set(recorded) == {"JetStreamProvider", "MetaPeersProvider", "VolumesReleasedProvider"}
     assert all(len(blobs) == 1 for blobs in recorded.values()), "differs within one process"
     children = [  # two interpreters at once, with different hash seeds
         subprocess.Popen(
@@ -256,12 +258,18 @@ def test_the_dynamic_providers_diff_ignores_a_changed_provider_blob(
 ) -> None:
     """Should dill or the SDK ever pickle differently, the providers' own diff (not the
     engine's input diff) decides, and it does not look at `__provider`."""
-    providers = {"JetStreamProvider": JetStreamProvider(), "MetaPeersProvider": MetaPeersProvider()}
+    providers = {
+        "JetStreamProvider": JetStreamProvider(),
+        "MetaPeersProvider": MetaPeersProvider(),
+        "VolumesReleasedProvider": VolumesReleasedProvider(),
+    }
     seen = set()
     for stack in STACKS:
         for resource in deployed[stack].of_type(DYNAMIC):
             olds = {k: _plain(v) for k, v in resource.inputs.items()}
-            olds["connection"] = _plain(olds["connection"])
+            for secret in ("connection", "kubeconfig"):
+                if secret in olds:
+                    olds[secret] = _plain(olds[secret])
             news = {**olds, "__provider": base64.b64encode(b"another pickle").decode()}
             name = type(dill.loads(base64.b64decode(olds["__provider"]))).__name__
             seen.add(name)
@@ -276,6 +284,8 @@ CLOCK_READS = {
     ("infra/config.py", "date.today"): "which Kubernetes versions are supported: checks only",
     ("infra/jetstream_ops.py", "time.monotonic"): "retry deadlines inside provider operations",
     ("infra/sys_ping.py", "time.monotonic"): "ping timing inside a provider operation",
+    ("infra/meta_ops.py", "time.monotonic"): "deadlines of peer removal inside a provider",
+    ("infra/volumes.py", "time.monotonic"): "the volume wait's deadline inside a provider",
 }
 _CLOCK_NAMES = {
     "now",
