@@ -240,18 +240,22 @@ def test_removing_a_running_servers_route_is_refused_unless_forced_and_then_veri
             forced = {"routes": without_2, "force": True}
             outcome = control_run(state_dir, "east", "put", forced, seconds=60)
             printed = capsys.readouterr().out
-            assert outcome in (0, 1), printed
+            # 2: no answer, which the CLI explains: the reply crossed a route the reload closed.
+            assert outcome in (0, 1, 2), printed
             if outcome == 0:
                 assert json.loads(printed)["outcome"].startswith("applied"), printed
-            else:
+            elif outcome == 1:
                 assert printed.startswith("failed: rolled back:"), printed
+            else:
+                assert "a put is declarative, so repeating it is safe" in printed, printed
             wait_until(lambda: meshed(east), 20, "each east server routed to the other two")
             ok, config = call(east, "admin", "config.get", wait=15)
             assert ok, config
             last = config["history"][-1]
             assert (last["routes"], last["who"]) == (without_2, ADMIN_DN)
             assert last["outcome"].startswith(("applied", "rolled back: ")), last
-            assert config["runtime_routes"] == (without_2 if outcome == 0 else base_routes(east))
+            kept = last["outcome"].startswith("applied")
+            assert config["runtime_routes"] == (without_2 if kept else base_routes(east))
         # A view read while the routes re-form can be partial; removal would be final.
         wait_until(lambda: meta_group_of(east).peers == group.peers, 20, "the meta group as before")
     finally:
@@ -259,6 +263,19 @@ def test_removing_a_running_servers_route_is_refused_unless_forced_and_then_veri
             if control_run(state_dir, "east", "put", {"routes": base_routes(east)}) == 0:
                 break
         capsys.readouterr()
+        _rejoin(east)
+
+
+def _rejoin(east: LocalRegion) -> None:
+    """The shared cluster whole again for the tests after this one: a server nats-server
+    2.14.2 left unrouted (infra/runtime_checks.py) is restarted, as the runbook says."""
+    try:
+        wait_until(lambda: meshed(east), 20, "each east server routed to the other two")
+    except TimeoutError:
+        for ordinal in range(east.spec.replicas):
+            east.restart_server(ordinal)
+        wait_until(lambda: meshed(east), 30, "east routed again after restarts")
+    wait_until(lambda: bool(meta_group_of(east).leader), 30, "a meta leader")
 
 
 def test_cutting_a_region_off_closes_its_gateways_both_ways_until_lifted(

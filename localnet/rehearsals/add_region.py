@@ -69,6 +69,7 @@ def rehearse(
     writes: int = 10,
     rtt_ms: float = 20.0,
     two_region_cuts: tuple[str, ...] = ("west", "east"),
+    three_region_cuts: tuple[str, ...] = ("west", "central", "east"),
 ) -> Report:
     report = Report("add a region at run time; partitions on 3 + 3 + 1 and 3 + 3")
     three = Supercluster(
@@ -86,7 +87,7 @@ def rehearse(
     try:
         three.up()
         _add_central(three, report, say)
-        for region in ("west", "central", "east"):
+        for region in three_region_cuts:
             cut = _measure_cut(three, region, writes, say)
             report.figure(f"3 + 3 + 1, {cut.row()}")
             _check_three(report, cut)
