@@ -82,32 +82,37 @@ def test_preview_covers_every_stack_and_test_runs_the_readme_command() -> None:
     assert steps[-1]["run"] == "./dev test"
 
 
+def _run_step(
+    script: str, bin_dir: Path, tool: str, body: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A workflow step's script under bash -e, with a fake `tool` (a shell script of `body`)
+    first on PATH and only `env` besides."""
+    fake = bin_dir / tool
+    fake.write_text("#!/bin/sh\n" + body)
+    fake.chmod(0o755)
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def _select_step_calls(tmp_path: Path, command: str, backend_url: str) -> list[str]:
     """Runs stack.yml's select step with a `pulumi` that records its arguments and, like the
     real CLI, fails to select a stack that does not exist unless asked to create it."""
     steps = _workflow("stack.yml")["jobs"]["pulumi"]["steps"]  # type: ignore[index]
     (script,) = [s["run"] for s in steps if str(s.get("name", "")).startswith("Select the stack")]
     tmp_path.mkdir()
-    fake = tmp_path / "pulumi"
     log = tmp_path / "calls"
-    fake.write_text(
-        "#!/bin/sh\n"
+    result = _run_step(
+        script,
+        tmp_path,
+        "pulumi",
         f'echo "$*" >> "{log}"\n'
-        'case "$*" in *"stack select"*--create*) exit 0;; *"stack select"*) exit 255;; esac\n'
-    )
-    fake.chmod(0o755)
-    result = subprocess.run(
-        ["bash", "-e", "-c", script],
-        env={
-            "PATH": f"{tmp_path}:/usr/bin:/bin",
-            "STACK": "west",
-            "COMMAND": command,
-            "IMAGE": "",
-            "PULUMI_BACKEND_URL": backend_url,
-        },
-        capture_output=True,
-        text=True,
-        check=False,
+        'case "$*" in *"stack select"*--create*) exit 0;; *"stack select"*) exit 255;; esac\n',
+        {"STACK": "west", "COMMAND": command, "IMAGE": "", "PULUMI_BACKEND_URL": backend_url},
     )
     calls = log.read_text().splitlines()
     assert (result.returncode == 0) is (command != "destroy"), calls
@@ -188,25 +193,18 @@ def _environment_check(tmp_path: Path, environment: str, settings: object) -> tu
     refuses) and the real `jq`."""
     script = _stack_job()["steps"][0]["run"]
     tmp_path.mkdir()
-    fake = tmp_path / "gh"
     if settings is None:
-        fake.write_text("#!/bin/sh\necho 'HTTP 404: Not Found' >&2\nexit 1\n")
+        answer = "echo 'HTTP 404: Not Found' >&2\nexit 1\n"
     else:
         (tmp_path / "settings.json").write_text(json.dumps(settings))
-        fake.write_text(f'#!/bin/sh\ntest "$*" = "api repos/o/r/environments/{environment}" '
-                        f'&& cat "{tmp_path}/settings.json"\n')  # fmt: skip
-    fake.chmod(0o755)
-    result = subprocess.run(
-        ["bash", "-e", "-c", script],
-        env={
-            "PATH": f"{tmp_path}:/usr/bin:/bin",
-            "REPOSITORY": "o/r",
-            "ENVIRONMENT": environment,
-            "GH_TOKEN": "token",
-        },
-        capture_output=True,
-        text=True,
-        check=False,
+        answer = (f'test "$*" = "api repos/o/r/environments/{environment}" '
+                  f'&& cat "{tmp_path}/settings.json"\n')  # fmt: skip
+    result = _run_step(
+        script,
+        tmp_path,
+        "gh",
+        answer,
+        {"REPOSITORY": "o/r", "ENVIRONMENT": environment, "GH_TOKEN": "token"},
     )
     return result.returncode, result.stdout + result.stderr
 
