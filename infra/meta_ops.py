@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,13 +158,18 @@ async def leave(client: Client, server_name_prefix: str, settle_seconds: float =
     return plan
 
 
-async def _leaders_view(client: Client, settle_seconds: float) -> MetaGroup | None:
-    """The group as its leader sees it, waiting out an election for up to `settle_seconds`."""
+async def _leaders_view(
+    client: Client,
+    settle_seconds: float,
+    wanted: Callable[[MetaGroup], bool] = lambda _group: True,
+) -> MetaGroup | None:
+    """The group as its leader sees it, once it is `wanted`, waiting out an election for up to
+    `settle_seconds`; None if no leader reported such a group by then."""
     deadline = time.monotonic() + settle_seconds
     while True:
         try:
             group = await read_meta_group(client, wait=0.5)
-            if group.leader and group.from_leader:
+            if group.leader and group.from_leader and wanted(group):
                 return group
         except ValueError:
             pass  # no server answered with a meta group yet
@@ -191,17 +196,11 @@ async def _remove_checked(client: Client, name: str, settle_seconds: float) -> N
 
 
 async def _until_removed(client: Client, name: str, settle_seconds: float) -> None:
-    deadline = time.monotonic() + settle_seconds
-    while True:
-        try:
-            group = await read_meta_group(client, wait=0.5)
-            if group.from_leader and group.leader != name and name not in group.peers:
-                return
-            seen = f"the group still lists it (leader {group.leader or 'none'})"
-        except ValueError as error:
-            seen = str(error)
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"JetStream peer {name} was not removed within {settle_seconds:g} s: {seen}"
-            )
-        await asyncio.sleep(0.5)
+    def gone(group: MetaGroup) -> bool:
+        return group.leader != name and name not in group.peers
+
+    if await _leaders_view(client, settle_seconds, gone) is None:
+        raise RuntimeError(
+            f"JetStream peer {name} was not removed within {settle_seconds:g} s: no meta "
+            "leader reported a group without it"
+        )
