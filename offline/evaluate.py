@@ -22,7 +22,7 @@ from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from offline.mocks import CloudMocks, MockAccount, RecordingMonitor, Registration
+from offline.mocks import CloudMocks, MockAccount, RecordingMonitor, Registration, settle_and_close
 from offline.replay import PriorState, ReplayMonitor
 from offline.stack_files import PROJECT_DIR, project_name
 
@@ -105,7 +105,7 @@ def evaluate_stack(
         # before closing the event loops they gave themselves.
         loop.run_until_complete(loop.shutdown_default_executor())
         monitor.close()
-        loop.close()
+        settle_and_close(loop)
         asyncio.set_event_loop(None)
 
 

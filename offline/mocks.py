@@ -480,6 +480,19 @@ def _contains_secret(value: Any) -> bool:
     return False
 
 
+def settle_and_close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still pending on `loop`, let it end, then close the loop. Outputs that an
+    evaluation never needed (an apply nobody awaited, an Output made on a worker thread's loop
+    that never ran) are otherwise destroyed pending whenever the garbage collector gets to them,
+    in some later test, where a never-started coroutine's RuntimeWarning fails that test."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+
+
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that also keeps what MockResourceArgs leaves out: parent and dependencies."""
 
@@ -504,7 +517,7 @@ class RecordingMonitor(MockMonitor):
 
     def close(self) -> None:
         for loop in self._thread_loops:
-            loop.close()
+            settle_and_close(loop)
         self._thread_loops.clear()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
