@@ -7,7 +7,7 @@ import json
 import sys
 
 from services import logs, metrics
-from services.connect import connect
+from services.connect import connect, stop_within
 from services.settings import (
     CalculatorSettings,
     ControlSettings,
@@ -28,9 +28,10 @@ async def _requester() -> int:
     work = RequesterSettings.from_env()
     served = MetricsSettings.from_env()
     metrics.serve(served)
-    client = await connect(settings, logs.setup("requester", settings.region))
+    logger = logs.setup("requester", settings.region)
+    client = await connect(settings, logger)
     summary = await run(client, settings, work)
-    await client.drain()
+    await stop_within(client, logger, client.drain)
     print(json.dumps(summary.as_dict()), flush=True)
     await asyncio.sleep(served.linger_seconds)  # for a scrape to see the run's totals
     return 0 if summary.failed == 0 else 1
@@ -51,8 +52,7 @@ async def _recorder() -> int:
         db.close()
         # Everything taken was acknowledged or will be redelivered; drain() can wait forever
         # on a pull subscription, so flush the acks and close.
-        await client.flush()
-        await client.close()
+        await stop_within(client, logger, client.flush)
     return 0
 
 

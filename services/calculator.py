@@ -24,7 +24,7 @@ from nats.micro.request import Request
 
 from infra.identities import MATH_OPERATIONS
 from services import logs, metrics
-from services.connect import connect
+from services.connect import connect, stop_within
 from services.settings import CalculatorSettings, NatsSettings
 
 VERSION = "1.0.0"
@@ -184,6 +184,5 @@ async def serve(settings: NatsSettings, calculator: CalculatorSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    await service.stop()
-    await client.drain()
+    await stop_within(client, logger, service.stop, client.drain)
     logs.event(logger, "stopped")

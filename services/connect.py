@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
+import nats.errors
 from nats.aio.client import Client
 
 from services.health import heartbeat
@@ -43,6 +45,47 @@ async def connect(settings: NatsSettings, logger: logging.Logger) -> Client:
     _tasks.add(loop.create_task(heartbeat(client, settings.health_file)))
     _tasks.add(loop.create_task(tls.follow(logger)))
     return client
+
+
+# How long a service may take to stop gracefully (stop serving, drain). nats-py waits up to 10 s
+# for the answer to each subscription's flush and up to 30 s (drain_timeout) for the drain: with
+# its servers silent (a frozen node, or every server stopping with it when the local demo is
+# killed) a stop would outlast the kubelet's 30 s grace and the demo's wait. In-flight requests
+# take milliseconds; what is not answered within this is redelivered or retried by its client.
+STOP_SECONDS = 5.0
+# Closing a TLS connection waits for the server's close_notify (30 s in asyncio), which a silent
+# server never sends; a healthy one answers within milliseconds.
+CLOSE_SECONDS = 1.0
+
+
+async def stop_within(
+    client: Client,
+    logger: logging.Logger,
+    *steps: Callable[[], Awaitable[None]],
+    seconds: float = STOP_SECONDS,
+) -> None:
+    """Run the graceful stop `steps` in order within `seconds`, then close the connection if they
+    did not: the stop ends within `seconds` + CLOSE_SECONDS, also when no server answers."""
+    try:
+        async with asyncio.timeout(seconds):
+            for step in steps:
+                await step()
+    except TimeoutError:
+        logger.warning(
+            "graceful stop took too long; closing", extra={"fields": {"seconds": seconds}}
+        )
+    except nats.errors.Error as error:
+        logger.warning(
+            "graceful stop failed; closing",
+            extra={"fields": {"error": str(error) or type(error).__name__}},
+        )
+    if client.is_closed:
+        return
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await client.close()
+    except TimeoutError:
+        logger.warning("the server did not answer the close; leaving the connection")
 
 
 # Strong references to the services' background tasks (the loop keeps only weak ones).

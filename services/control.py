@@ -41,7 +41,7 @@ from infra.runtime_status import Replies, effective, status
 from infra.sys_ping import gather
 from services import logs, metrics
 from services.config_check import ConfigChecker
-from services.connect import connect
+from services.connect import connect, stop_within
 from services.control_put import ChangeFailed, PutTransaction, Timing, pending_changes
 from services.runtime_store import RuntimeStore, store_from
 from services.server_links import ServerLinks
@@ -321,7 +321,5 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    await micro.stop()
-    await service.stop()
-    await client.drain()
+    await stop_within(client, logger, micro.stop, service.stop, client.drain)
     logs.event(logger, "stopped")

@@ -27,10 +27,12 @@ from localnet.clients import connect_as
 from localnet.demo import admin_connection, create_seed_jetstream
 from localnet.demo import service_env as local_service_env
 from localnet.mariadb import MariaDb, available
-from localnet.region import LocalRegion
+from localnet.proxy import TcpProxy
+from localnet.region import LOOPBACK, LocalRegion, free_port
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 from services.calculator import OPERATIONS
+from services.connect import CLOSE_SECONDS, STOP_SECONDS
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs Debian's mariadb-server")
 
@@ -551,3 +553,52 @@ def test_missing_configuration_is_named() -> None:
     )
     assert result.returncode == 2
     assert "NATS_URL is required" in result.stderr
+
+
+class StallingProxy(TcpProxy):
+    """The region's load balancer, able to stop forwarding while every connection stays open:
+    servers that went silent without closing (a frozen node), so a flush is never answered."""
+
+    def __init__(self, region: LocalRegion) -> None:
+        super().__init__((LOOPBACK, free_port()), [(LOOPBACK, p.client) for p in region.ports])
+        self.flowing = threading.Event()
+        self.flowing.set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                while not self.flowing.is_set():
+                    await asyncio.sleep(0.05)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+def test_sigterm_stops_a_calculator_whose_servers_went_silent(
+    region: LocalRegion, tmp_path: Path
+) -> None:
+    """Its drain waits for flushes no server answers (nats-py: 10 s each, then a 30 s drain
+    timeout) and its close for a TLS close_notify that never comes (30 s); the stop gives up on
+    each in time and exits cleanly."""
+    proxy = StallingProxy(region)
+    proxy.start()
+    log = tmp_path / "calculator.log"
+    env = service_env(region, "calculator", OPERATION="add")
+    env["NATS_URL"] = f"tls://{proxy.listen[0]}:{proxy.listen[1]}"
+    calculator = Service("calculator", env, log)
+    try:
+        wait_for_log(log, '"message": "serving"')
+        proxy.flowing.clear()
+        started = time.monotonic()
+        calculator.stop()
+        took = time.monotonic() - started
+    finally:
+        calculator.stop(signal.SIGKILL)
+        proxy.stop()
+    text = log.read_text()
+    assert calculator.process.returncode == 0, text[-2000:]
+    assert "graceful stop took too long; closing" in text
+    assert '"message": "stopped"' in text
+    assert "the server did not answer the close" in text
+    assert STOP_SECONDS + CLOSE_SECONDS <= took < STOP_SECONDS + CLOSE_SECONDS + 3, took
