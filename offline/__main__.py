@@ -11,7 +11,7 @@ import sys
 import time
 
 from offline.evaluate import Evaluation, EvaluationError, evaluate_stack, qualified
-from offline.mocks import Registration
+from offline.monitor import Registration
 from offline.stack_files import load_stack_config, project_name, stack_names, stack_needs
 
 

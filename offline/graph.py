@@ -5,7 +5,7 @@ when created, and before all of them when deleted."""
 from __future__ import annotations
 
 from offline.evaluate import Evaluation
-from offline.mocks import Registration
+from offline.monitor import Registration
 
 
 def dependencies(resource: Registration) -> set[str]:

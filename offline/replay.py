@@ -19,7 +19,7 @@ from typing import Any
 from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
-from offline.mocks import RecordingMonitor, Registration
+from offline.monitor import RecordingMonitor, Registration
 
 
 @dataclass(frozen=True)

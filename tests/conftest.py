@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from offline.evaluate import Evaluation, evaluate_in_order, qualified
-from offline.mocks import Registration
+from offline.monitor import Registration
 from offline.stack_files import load_stack_config, project_name, stack_names
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ import re
 import pulumi_kubernetes
 
 from offline.evaluate import Evaluation
-from offline.mocks import Registration
+from offline.monitor import Registration
 from offline.stack_files import PROJECT_DIR
 
 SECRET = "kubernetes:core/v1:Secret"

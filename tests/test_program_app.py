@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from offline.evaluate import Evaluation, evaluate_stack
-from offline.mocks import Registration
+from offline.monitor import Registration
 from offline.stack_files import load_stack_config
 from tests.conftest import after, depends_on, named
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
-from offline.mocks import Registration
+from offline.monitor import Registration
 from offline.stack_files import PROJECT_DIR, load_stack_config
 from tests.conftest import after, depends_on, named
 

@@ -17,7 +17,7 @@ from infra.alerts import ALERTS, rule_groups
 from infra.dashboards import DASHBOARDS
 from infra.monitoring import EXPORTER_ARGS_PATCH
 from offline.evaluate import Evaluation, evaluate_stack
-from offline.mocks import Registration
+from offline.monitor import Registration
 from offline.stack_files import load_stack_config
 from tests.conftest import named
 

@@ -34,7 +34,8 @@ from localnet.rehearsals.scale import meta_group_of
 from localnet.traffic import Traffic, TrafficSummary
 from offline.evaluate import Evaluation, evaluate_in_order
 from offline.graph import create_order, delete_order
-from offline.mocks import Registration, plain
+from offline.mocks import plain
+from offline.monitor import Registration
 from offline.stack_files import load_stack_config, stack_names
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
