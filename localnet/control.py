@@ -86,7 +86,11 @@ def run(
     try:
         ok, answer = asyncio.run(call(connection, region, endpoint, body, seconds))
     except nats.errors.NoRespondersError:
-        print(f"no control service of {region} is serving (is `./dev demo` still running?)")
+        print(
+            f"no control service of {region} is serving (is `./dev demo` still running? Right "
+            "after a route change, the server this request reached may not see it yet: ask "
+            "again; a put is declarative, so repeating it is safe)"
+        )
         return 2
     except nats.errors.TimeoutError:
         print(NO_ANSWER.format(seconds=seconds, region=region))
