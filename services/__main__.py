@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from services import logs, metrics
-from services.connect import connect, stop_within
+from services.connect import CLOSE_SECONDS, connect, stop_within
 from services.settings import (
     CalculatorSettings,
     ControlSettings,
@@ -74,6 +76,27 @@ async def _control() -> int:
     return 0
 
 
+def _run(program: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, except for what is still running when the program has returned (a stop
+    that gave up, services/connect.py): cancelled and given CLOSE_SECONDS, then left to the
+    process's end. nats-py can swallow the cancel and wait out a 10 s flush and a 30 s TLS close,
+    which asyncio.run would wait for."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(program)
+    finally:
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=CLOSE_SECONDS))
+        # Tasks still pending are destroyed at exit; that is not an error to report.
+        loop.set_exception_handler(lambda _loop, _context: None)
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def main(argv: list[str]) -> int:
     programs = {
         "calculator": _calculator,
@@ -85,7 +108,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     try:
-        return asyncio.run(programs[argv[0]]())
+        return _run(programs[argv[0]]())
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
