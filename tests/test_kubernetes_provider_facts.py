@@ -86,6 +86,8 @@ def test_the_pinned_sdk_offers_both_options() -> None:
         r"^pulumi-kubernetes==([\d.]+)", (PROJECT_DIR / "requirements.txt").read_text(), re.M
     )
     assert pinned is not None
+    # Also the pin tests/test_unreachable_cluster_facts.py was read for (pull request #4593,
+    # open at it, would change what a Helm Release does on an unreachable cluster).
     assert importlib.metadata.version("pulumi_kubernetes") == pinned.group(1) == "4.34.2"
     parameters = inspect.signature(pulumi_kubernetes.Provider._internal_init).parameters
     assert {"enable_secret_mutable", "enable_config_map_mutable"} <= set(parameters)
@@ -100,6 +102,9 @@ def test_every_kubernetes_provider_mutates_secrets_and_config_maps_in_place(
         for provider in providers:
             assert _flag(provider, "enableSecretMutable"), (stack, provider.name)
             assert _flag(provider, "enableConfigMapMutable"), (stack, provider.name)
+            # Same comparison in Configure (lines 619-633); what it does:
+            # tests/test_unreachable_cluster_facts.py.
+            assert _flag(provider, "deleteUnreachable"), (stack, provider.name)
         # No Kubernetes object falls back to a default provider built without the options.
         for resource in evaluation.resources:
             if resource.type.startswith("kubernetes:"):
