@@ -18,6 +18,8 @@ from localnet.prometheus import LOCAL_SCALE, LocalPrometheus
 from localnet.rehearsals.common import wait_until
 from tests.control_live import call, whole
 
+pytestmark = pytest.mark.live
+
 # The cut: `for` 2 min / 30 = 4 s, behind a collection (up to 2 s) and a scrape (1 s).
 FIRES_WITHIN = 30.0
 

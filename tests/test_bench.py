@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bench import live
 
 
+@pytest.mark.live
 def test_live_benchmarks_report_every_figure() -> None:
     lines = "\n".join(live.run(requests=100, messages=200))
     assert re.search(

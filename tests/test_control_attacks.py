@@ -32,6 +32,8 @@ from services.control_put import PutTransaction, Timing
 from services.runtime_store import FileStore
 from tests.control_live import base_routes, call, call_async, meshed, undelivered
 
+pytestmark = pytest.mark.live
+
 FILES = ("routes.conf", "gateways.conf", "state.json")
 
 

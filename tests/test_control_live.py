@@ -35,6 +35,8 @@ from tests.control_live import (
     whole,
 )
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def cluster(control_cluster: Supercluster) -> Supercluster:

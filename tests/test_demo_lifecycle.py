@@ -18,6 +18,8 @@ import pytest
 from localnet.processes import Started, children_of
 from offline.stack_files import PROJECT_DIR
 
+pytestmark = pytest.mark.live
+
 
 class Demo:
     """`python -m localnet up` in a session of its own, read line by line."""

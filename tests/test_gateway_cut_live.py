@@ -21,6 +21,8 @@ from localnet.rehearsals.add_region import CENTRAL, EAST, WEST
 from localnet.rehearsals.common import wait_until
 from localnet.traffic import Traffic
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:

@@ -26,6 +26,8 @@ from localnet.region import LOOPBACK, LocalRegion, free_port
 from localnet.supercluster import RegionPlan, plan_supercluster
 from services.config_check import server_binary as nats_server_binary
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalRegion]]:

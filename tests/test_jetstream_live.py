@@ -38,6 +38,8 @@ from localnet.demo import admin_connection
 from localnet.region import LocalRegion
 from localnet.supercluster import RegionPlan, plan_supercluster
 
+pytestmark = pytest.mark.live
+
 
 def _region(tmp: Path, name: str, replicas: int) -> LocalRegion:
     plan = RegionPlan(

@@ -25,6 +25,8 @@ from localnet.pki import issue, issue_ca
 from localnet.region import LocalRegion
 from localnet.supercluster import RegionPlan, plan_supercluster
 
+pytestmark = pytest.mark.live
+
 EAST_NAME = "east.lb.nats.test"
 WEST_IP = "127.0.0.2"
 

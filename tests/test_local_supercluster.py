@@ -24,6 +24,8 @@ from localnet.demo import DemoOptions, Supercluster, admin_connection
 from localnet.region import LocalRegion
 from offline.stack_files import PROJECT_DIR
 
+pytestmark = pytest.mark.live
+
 
 def _processes_under(state_dir: Path) -> list[str]:
     """Command lines that mention the state directory (servers and services live there)."""

@@ -79,6 +79,7 @@ def _props(region: LocalRegion, via: LocalRegion, servers: list[str]) -> dict[st
     }
 
 
+@pytest.mark.live
 def test_the_provider_removes_departed_servers_and_on_delete_the_whole_region(
     regions: dict[str, LocalRegion],
 ) -> None:

@@ -39,6 +39,7 @@ def stack_output(region: LocalRegion) -> dict[str, str]:
     return nats_context("west", url, ca.read_text(), cert.read_text(), key.read_text())
 
 
+@pytest.mark.live
 def test_written_context_connects_with_verified_tls(region: LocalRegion, tmp_path: Path) -> None:
     path = write_context("west", stack_output(region), tmp_path)
     assert path == tmp_path / "nats" / "context" / "west.json"
@@ -59,6 +60,7 @@ def test_written_context_connects_with_verified_tls(region: LocalRegion, tmp_pat
     assert asyncio.run(connect()) == "azure-westus-west-0"
 
 
+@pytest.mark.live
 def test_the_command_writes_every_stack_given(
     region: LocalRegion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from localnet.rehearsals import add_region, destroy, reload, rotate, scale, upgrade
+
+pytestmark = pytest.mark.live
 
 
 def test_adding_a_region_and_the_partition_table(tmp_path: Path) -> None:

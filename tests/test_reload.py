@@ -19,6 +19,8 @@ from localnet.region import LocalRegion
 from localnet.rehearsals.reload import CHANGES, apply
 from localnet.supercluster import RegionPlan, plan_supercluster
 
+pytestmark = pytest.mark.live
+
 Change = Callable[[dict[str, Any]], None]
 
 

@@ -34,7 +34,10 @@ from offline.stack_files import PROJECT_DIR
 from services.calculator import OPERATIONS
 from services.connect import CLOSE_SECONDS, STOP_SECONDS
 
-pytestmark = pytest.mark.skipif(not available(), reason="needs Debian's mariadb-server")
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(not available(), reason="needs Debian's mariadb-server"),
+]
 
 
 @pytest.fixture(scope="module")
