@@ -297,3 +297,11 @@ def test_a_zone_this_account_maps_to_an_eks_refused_zone_id_fails_in_preview() -
     assert "us-east-1c (use1-az3)" not in message
     created = [r for r in caught.value.resources if r.custom and not r.type.startswith("pulumi:")]
     assert created == []
+
+
+def test_more_servers_give_the_release_more_time() -> None:
+    """Five servers on AWS: six steps of 415 s (infra/rollout.py)."""
+    config = load_stack_config("east")
+    config["nats-supercluster:nats"] = json.dumps({"replicas": 5})
+    ev = evaluate_stack("east", config)
+    assert named(ev, RELEASE, "-nats-release").inputs["timeout"] == 2490

@@ -153,6 +153,17 @@ def test_release_waits_for_its_service_and_secrets(deployed: dict[str, Evaluatio
         assert release.inputs["name"] == ev.outputs["natsClusterName"].value
 
 
+def test_the_release_waits_as_long_as_a_roll_of_its_servers_may_take(
+    deployed: dict[str, Evaluation],
+) -> None:
+    """east (AWS, 3 servers): 4 steps of 415 s, each waiting for its NLB target and readiness
+    gate; west (Azure, 3) and central (Azure, 1) keep the 900 s floor (infra/rollout.py)."""
+    timeouts = {stack: nats_release(ev).inputs["timeout"] for stack, ev in deployed.items()}
+    assert timeouts == {"east": 1660, "west": 900, "central": 900}
+    for ev in deployed.values():
+        assert nats_release(ev).inputs["atomic"] is True  # a timeout rolls back: another roll
+
+
 def test_west_lists_east_and_east_lists_only_itself(east: Evaluation, west: Evaluation) -> None:
     east_gateways = nats_release(east).inputs["values"]["config"]["gateway"]["merge"]["gateways"]
     west_gateways = nats_release(west).inputs["values"]["config"]["gateway"]["merge"]["gateways"]
