@@ -9,7 +9,9 @@ import pytest
 
 from infra.config import ConfigError, parse_stack_config
 from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
-from offline.mocks import SECRET_SIG, SIG_KEY, CloudMocks, MockAccount
+from offline.mocks import CloudMocks
+from offline.mocks_aws import MockAccount
+from offline.mocks_common import SECRET_SIG, SIG_KEY
 from offline.stack_files import load_stack_config
 from tests.conftest import depends_on, named
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf
 from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
-from offline.mocks import SUBSCRIPTION_ID
+from offline.mocks_common import SUBSCRIPTION_ID
 from offline.monitor import Registration
 from offline.stack_files import load_stack_config
 from tests.conftest import after, depends_on, named

@@ -22,7 +22,7 @@ from localnet.region import LocalRegion
 from localnet.traffic import Traffic, TrafficSummary
 from offline.evaluate import Evaluation, evaluate_in_order
 from offline.graph import create_order, delete_order
-from offline.mocks import plain
+from offline.mocks_common import plain
 from offline.monitor import Registration
 from offline.stack_files import load_stack_config, stack_names
 
