@@ -21,7 +21,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from infra.jetstream import Declared, collisions, declared_streams, jetstream_summary
+from infra.jetstream import Declared
+from infra.jetstream_domain import collisions, declared_streams, jetstream_summary
 from infra.peers import PeerReading
 
 # Resource properties that are not part of the JetStream request.

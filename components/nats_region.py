@@ -31,9 +31,7 @@ from infra.nats_values import (
     server_name_prefix,
 )
 from infra.peers import PeerReading, peer_gateways
-
-# Pods wait for PVCs, images and a JetStream meta leader; load balancers take minutes.
-RELEASE_TIMEOUT_SECONDS = 900
+from infra.rollout import release_timeout_seconds
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,8 @@ class NatsRegion(pulumi.ComponentResource):
                 values=pulumi.Output.all(
                     public.address, args.peers, platform.storage_class_name
                 ).apply(lambda a: values(a[0], a[1], a[2])),
-                timeout=RELEASE_TIMEOUT_SECONDS,
+                # Covers a roll of every server, each step waiting for its NLB target on AWS.
+                timeout=release_timeout_seconds(cfg.cloud, cfg.nats.replicas),
                 atomic=True,
                 cleanup_on_fail=True,
             ),

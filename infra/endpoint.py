@@ -20,8 +20,10 @@ from infra.nats_values import CLIENT_PORT, GATEWAY_PORT
 #   duration (30 s), so draining longer buys nothing, and 30 s is under the pod's 60 s
 #   termination grace: the target is gone before the kubelet could kill the server;
 # - a TCP check on the traffic port: a server in lame duck refuses it at once; 2 checks 10 s
-#   apart (the fewest NLB takes) make a new target healthy in about 20 s instead of the default
-#   30 s, which is what the readiness gate waits for on each pod of a roll;
+#   apart (the fewest NLB takes) make a new target healthy 20 s after the NLB starts checking
+#   it instead of the default 30 s; before that the NLB keeps a new target `initial` for up to
+#   5 minutes, which is most of what the readiness gate waits for on each pod of a roll
+#   (infra/rollout.py);
 # - 2 failures mark a crashed server's target unhealthy after about 20 s.
 DEREGISTRATION_DELAY_SECONDS = 30
 HEALTH_CHECK_INTERVAL_SECONDS = 10

@@ -1,14 +1,13 @@
-"""JetStream streams, consumers and KV buckets as code: the typed config, its translation into
-JetStream API requests, and the server's rules for what an update may change.
+"""JetStream streams, consumers and KV buckets as code: the typed config, the subject grammar,
+and the JetStream API requests the stack's objects become.
 
-The replace rules are the server's (nats-server 2.14, checked in tests/test_jetstream_live.py):
-an update that the server refuses must be a replacement, and the plan says so.
+How an object on the server differs from its request is infra/jetstream_changes.py; names and
+subjects unique across the supercluster, infra/jetstream_domain.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -168,6 +167,21 @@ def kv_stream_name(bucket: str) -> str:
     return f"KV_{bucket}"
 
 
+def subjects_overlap(a: str, b: str) -> bool:
+    """True when some subject matches both patterns (`*` one token, `>` one or more)."""
+    return _tokens_overlap(a.split("."), b.split("."))
+
+
+def _tokens_overlap(left: list[str], right: list[str]) -> bool:
+    if not left or not right:
+        return not left and not right
+    if ">" in (left[0], right[0]):
+        return True
+    if left[0] == right[0] or "*" in (left[0], right[0]):
+        return _tokens_overlap(left[1:], right[1:])
+    return False
+
+
 # --- API requests -----------------------------------------------------------------------------
 
 
@@ -271,124 +285,6 @@ def kv_request(spec: KvSpec, own_cluster: str, own_servers: int) -> dict[str, An
     }
 
 
-# --- comparing with the server ----------------------------------------------------------------
-
-_ABSENT_MEANS = {
-    "subjects": [],
-    "sources": [],
-    "backoff": [],
-    "description": "",
-    "compression": "none",
-    "filter_subjects": [],
-}
-
-
-def managed_view(requested: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any]:
-    """The server's config restricted to the fields the request manages, in the request's
-    shape, so the two compare equal exactly when nothing this program owns has drifted."""
-    view: dict[str, Any] = {}
-    for key, want in requested.items():
-        have = actual.get(key, _ABSENT_MEANS.get(key))
-        if key == "placement" and isinstance(have, Mapping):
-            have = {k: v for k, v in have.items() if k in want}
-        if key in ("sources", "mirror") and have:
-            have = _trim_sources(have, want)
-        view[key] = have
-    return view
-
-
-def _trim_sources(have: Any, want: Any) -> Any:
-    if isinstance(have, Mapping):
-        return {k: v for k, v in have.items() if k in (want or {}) or k == "name"}
-    wanted = {s["name"]: s for s in want or []}
-    return [_trim_sources(s, wanted.get(s.get("name"), {})) for s in have]
-
-
-@dataclass(frozen=True)
-class Changes:
-    """Fields that differ, split by whether the server can update them in place."""
-
-    update: tuple[str, ...]
-    replace: tuple[str, ...]
-
-    @property
-    def any(self) -> bool:
-        return bool(self.update or self.replace)
-
-
-def stream_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
-    differing = _differing(old, new)
-    replace = [k for k in differing if k in ("name", "storage", "mirror")]
-    if "retention" in differing and "workqueue" in (old.get("retention"), new.get("retention")):
-        replace.append("retention")
-    for flag in ("deny_delete", "deny_purge"):
-        if flag in differing and old.get(flag) and not new.get(flag):
-            replace.append(flag)
-    return Changes(tuple(k for k in differing if k not in replace), tuple(replace))
-
-
-def consumer_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
-    differing = _differing(old, new)
-    immutable = ("name", "durable_name", "deliver_policy", "ack_policy", "replay_policy")
-    replace = [k for k in differing if k in immutable]
-    return Changes(tuple(k for k in differing if k not in replace), tuple(replace))
-
-
-def _differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
-# --- the supercluster is one JetStream domain -------------------------------------------------
-
-
-def subjects_overlap(a: str, b: str) -> bool:
-    """True when some subject matches both patterns (`*` one token, `>` one or more)."""
-    return _tokens_overlap(a.split("."), b.split("."))
-
-
-def _tokens_overlap(left: list[str], right: list[str]) -> bool:
-    if not left or not right:
-        return not left and not right
-    if ">" in (left[0], right[0]):
-        return True
-    if left[0] == right[0] or "*" in (left[0], right[0]):
-        return _tokens_overlap(left[1:], right[1:])
-    return False
-
-
-@dataclass(frozen=True)
-class DeclaredStream:
-    name: str
-    subjects: tuple[str, ...]
-    cluster: str
-
-
-def collisions(
-    ours: Iterable[DeclaredStream], theirs: Mapping[str, Iterable[DeclaredStream]]
-) -> list[str]:
-    """Stream names and subjects this stack declares that a peer already declares."""
-    problems: list[str] = []
-    for peer, streams in theirs.items():
-        for other in streams:
-            for mine in ours:
-                if mine.name == other.name:
-                    problems.append(
-                        f"stream {mine.name!r} is already declared by stack "
-                        f"{peer!r} (placed in {other.cluster})"
-                    )
-                    continue
-                clash = [
-                    (s, t) for s in mine.subjects for t in other.subjects if subjects_overlap(s, t)
-                ]
-                if clash:
-                    s, t = clash[0]
-                    problems.append(
-                        f"stream {mine.name!r} subject {s!r} overlaps {t!r} of "
-                        f"stream {other.name!r} declared by stack {peer!r}"
-                    )
-    return problems
-
-
 @dataclass(frozen=True)
 class Declared:
     """One JetStream object this stack manages, ready for the provider."""
@@ -421,41 +317,3 @@ def declared_objects(config: JetStreamConfig, own_cluster: str, own_servers: int
         for c in config.consumers
     ]
     return objects
-
-
-def declared_streams(objects: Iterable[Declared]) -> list[DeclaredStream]:
-    return [
-        DeclaredStream(
-            str(o.request["name"]),
-            tuple(o.request.get("subjects", ())),
-            str(o.request["placement"]["cluster"]),
-        )
-        for o in objects
-        if o.kind == "stream"
-    ]
-
-
-def jetstream_summary(objects: Iterable[Declared]) -> dict[str, list[dict[str, Any]]]:
-    """The `jetstream` stack output: what this stack created and where it is placed; peers
-    read it to keep names and subjects unique across the supercluster."""
-    summary: dict[str, list[dict[str, Any]]] = {"streams": [], "consumers": []}
-    for o in objects:
-        if o.kind == "stream":
-            summary["streams"].append(
-                {
-                    "name": o.request["name"],
-                    "subjects": list(o.request["subjects"]),
-                    "cluster": o.request["placement"]["cluster"],
-                    "replicas": o.request["num_replicas"],
-                }
-            )
-        else:
-            summary["consumers"].append({"stream": o.stream, "name": o.request["name"]})
-    return summary
-
-
-def streams_from_summary(summary: Mapping[str, Any] | None) -> list[DeclaredStream]:
-    return [
-        DeclaredStream(str(s["name"]), tuple(s.get("subjects") or ()), str(s.get("cluster")))
-        for s in (summary or {}).get("streams", [])
-    ]

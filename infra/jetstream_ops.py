@@ -20,7 +20,7 @@ from typing import Any, Literal
 import nats
 from nats.aio.client import Client
 
-from infra.jetstream import Changes, consumer_changes, managed_view, stream_changes
+from infra.jetstream_changes import Changes, consumer_changes, managed_view, stream_changes
 
 STREAM_NOT_FOUND = 10059
 CONSUMER_NOT_FOUND = 10014

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config_model import ConfigIssue
-from infra.jetstream import DeclaredStream, streams_from_summary
+from infra.jetstream_domain import DeclaredStream, streams_from_summary
 from infra.nats_values import Gateway
 
 

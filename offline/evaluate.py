@@ -22,7 +22,8 @@ from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from offline.mocks import CloudMocks, MockAccount
+from offline.mocks import CloudMocks
+from offline.mocks_aws import MockAccount
 from offline.monitor import RecordingMonitor, Registration, settle_and_close
 from offline.replay import PriorState, ReplayMonitor
 from offline.stack_files import PROJECT_DIR, project_name

@@ -13,7 +13,7 @@ from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import deserialize_properties
 
-from offline.mocks import SECRET_SIG, SIG_KEY
+from offline.mocks_common import SECRET_SIG, SIG_KEY
 
 
 class EngineError(grpc.RpcError):  # type: ignore[misc]  # grpc has no type hints

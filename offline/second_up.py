@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.evaluate import Evaluation, evaluate_stack, qualified
-from offline.mocks import SECRET_SIG, SIG_KEY
+from offline.mocks_common import SECRET_SIG, SIG_KEY
 from offline.monitor import Registration
 from offline.replay import state_of
 from offline.stack_files import PROJECT_DIR, project_name

@@ -30,10 +30,7 @@ An admin subscription on the four targets in APP sees nothing arrive, and afterw
 (its first sequence, its count but for the messages published here), its consumer and the key
 are as they were. The deputies still serve their clients.
 
-The control, `test_deputies_inside_app_delete_purge_and_write`: the same deputies inside APP
-(the admin's ack confirmation, publish ack, pull status and `+NXT` status), aimed at a scratch
-stream, its consumer and another key of the bucket, purge, write, delete and delete: the targets
-are live, and an empty status or confirmation passes as the empty body of a delete or purge.
+The control, that the targets are live: tests/test_deputies_control.py.
 
 Left behind: nothing this module published (its messages are deleted from `answers`), but the
 recorder's consumer has acknowledged the one message the recorder pulled (its ack confirmations
@@ -44,55 +41,41 @@ which it redelivers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from infra.identities import ANSWERS_STREAM, RECORDER_CONSUMER, IdentityName, identity
-from infra.jetstream import (
-    ConsumerSpec,
-    KvSpec,
-    StreamSpec,
-    consumer_request,
-    kv_request,
-    kv_stream_name,
-    stream_request,
-)
+from infra.jetstream import kv_stream_name
 from infra.jetstream_ops import JetStreamAdmin, JetStreamApiError
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
 from localnet.region import LocalRegion
+from tests.deputies_kit import (
+    BUCKET,
+    NEXT,
+    STATUS_ONLY,
+    TARGETS,
+    ServerLogs,
+    decoded,
+    deputies_bucket,
+    last_message,
+    pull,
+    until,
+)
 
-T = TypeVar("T")
+pytestmark = pytest.mark.live
 
-BUCKET = "deputies"
-KEY = "target"
-CONTROL_KEY = "control"
-SCRATCH = "DEPUTIES_SCRATCH"
 MARKER = "Deputies-Test"  # a header on every message this module publishes into `answers`
-NEXT = f"$JS.API.CONSUMER.MSG.NEXT.{ANSWERS_STREAM}.{RECORDER_CONSUMER}"
-# A pull request answered only by a status: 409 when the next message is larger than one byte
-# (it is not delivered), 404 when nothing is pending.
-STATUS_ONLY = b'{"batch": 1, "max_bytes": 1, "no_wait": true}'
-ONE_MESSAGE = b'{"batch": 1, "expires": 2000000000}'
-TARGETS = {
-    "STREAM.DELETE": f"$JS.API.STREAM.DELETE.{ANSWERS_STREAM}",
-    "STREAM.PURGE": f"$JS.API.STREAM.PURGE.{ANSWERS_STREAM}",
-    "CONSUMER.DELETE": f"$JS.API.CONSUMER.DELETE.{ANSWERS_STREAM}.{RECORDER_CONSUMER}",
-    "KV key": f"$KV.{BUCKET}.{KEY}",
-}
 # Where JetStream answers a request imported into APP: the servers' reply mappings.
 IMPORT_REPLIES = "_R_.>"
 SEEDS = 6
-EVIDENCE_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -102,155 +85,8 @@ def east(control_cluster: Supercluster) -> LocalRegion:
 
 @pytest.fixture(scope="module")
 def bucket(east: LocalRegion) -> Iterator[str]:
-    """A KV bucket in east (the demo declares none) holding the key the attacks aim at."""
-
-    async def create(js: JetStreamAdmin) -> None:
-        request = kv_request(KvSpec(bucket=BUCKET, replicas=1), east.name, east.spec.replicas)
-        await js.api(f"STREAM.CREATE.{kv_stream_name(BUCKET)}", request)
-        put = await js.client.request(TARGETS["KV key"], b"original", timeout=5)
-        assert json.loads(put.data)["stream"] == kv_stream_name(BUCKET), put.data
-
-    async def delete(js: JetStreamAdmin) -> None:
-        await js.api(f"STREAM.DELETE.{kv_stream_name(BUCKET)}")
-
-    asyncio.run(_as_admin(east, create))
-    try:
-        yield BUCKET
-    finally:
-        asyncio.run(_as_admin(east, delete))
-
-
-async def _as_admin(region: LocalRegion, work: Callable[[JetStreamAdmin], Awaitable[T]]) -> T:
-    client = await connect_as(region, "admin")
-    try:
-        return await work(JetStreamAdmin(client, timeout_seconds=20))
-    finally:
-        await client.close()
-
-
-async def _exists(js: JetStreamAdmin, info_subject: str) -> bool:
-    try:
-        await js.api(info_subject)
-    except JetStreamApiError as error:
-        if error.code == 404:
-            return False
-        raise
-    return True
-
-
-async def _last(js: JetStreamAdmin, stream: str, subject: str) -> dict[str, Any]:
-    """The stream's last message on `subject` (sequence, time, data)."""
-    found = await js.api(f"STREAM.MSG.GET.{stream}", {"last_by_subj": subject})
-    message: dict[str, Any] = found["message"]
-    return message
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + EVIDENCE_SECONDS
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {EVIDENCE_SECONDS:g} s: {what}")
-        await asyncio.sleep(0.02)
-
-
-async def _pull(client: Client, who: IdentityName, next_subject: str) -> Msg:
-    """One message, pulled as a client pulls it into its own inbox. JetStream delivers it under
-    the stream's subject, which a request's reply matching would not recognise, so the inbox
-    is subscribed for it."""
-    inbox = f"{identity(who).inbox_prefix}.deputies.{uuid.uuid4().hex}"
-    delivered: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-
-    async def on_message(msg: Msg) -> None:
-        if not delivered.done():
-            delivered.set_result(msg)
-
-    subscription = await client.subscribe(inbox, cb=on_message)
-    try:
-        await client.publish(next_subject, ONE_MESSAGE, reply=inbox)
-        msg = await asyncio.wait_for(delivered, EVIDENCE_SECONDS)
-    finally:
-        await subscription.unsubscribe()
-    assert msg.reply.startswith("$JS.ACK."), (msg.headers, msg.data)
-    return msg
-
-
-# --- the control: deputies inside APP reach the API -------------------------------------------
-
-
-def test_deputies_inside_app_delete_purge_and_write(east: LocalRegion, bucket: str) -> None:
-    """The admin, JetStream's one direct client, aims JetStream's own answers at a scratch
-    stream: an ack confirmation purges it, a publish ack is written as a key's value, a pull's
-    status deletes a consumer, `+NXT`'s status deletes the stream."""
-
-    async def control(js: JetStreamAdmin) -> None:
-        admin = js.client
-        subject = "deputies.scratch.x"
-        spec = StreamSpec(name=SCRATCH, subjects=["deputies.scratch.>"], replicas=1)
-        await js.api(f"STREAM.CREATE.{SCRATCH}", stream_request(spec, east.name, 1))
-        try:
-            for name in ("c", "d"):
-                config = consumer_request(ConsumerSpec(stream=SCRATCH, name=name))
-                await js.api(
-                    f"CONSUMER.CREATE.{SCRATCH}.{name}", {"stream_name": SCRATCH, "config": config}
-                )
-            for n in range(2):
-                ack = await admin.request(subject, b"scratch %d" % n, timeout=5)
-                assert json.loads(ack.data)["seq"] == n + 1, ack.data
-
-            async def messages() -> int:
-                return int((await js.stream_info(SCRATCH))["state"]["messages"])
-
-            pulled = await _pull(admin, "admin", f"$JS.API.CONSUMER.MSG.NEXT.{SCRATCH}.c")
-            await admin.publish(pulled.reply, b"+ACK", reply=f"$JS.API.STREAM.PURGE.{SCRATCH}")
-
-            async def purged() -> bool:
-                return await messages() == 0
-
-            await _until(purged, "the ack confirmation purged the scratch stream")
-
-            control_key = f"$KV.{bucket}.{CONTROL_KEY}"
-            await admin.publish(subject, b"scratch 2", reply=control_key)
-
-            async def written() -> bool:
-                try:
-                    value = await _last(js, kv_stream_name(bucket), control_key)
-                except JetStreamApiError:
-                    return False
-                return bool(json.loads(_decoded(value, "data")) == {"stream": SCRATCH, "seq": 3})
-
-            await _until(written, "the publish ack written as the control key's value")
-
-            # 409: the one pending message is larger than max_bytes.
-            await admin.publish(
-                f"$JS.API.CONSUMER.MSG.NEXT.{SCRATCH}.d",
-                STATUS_ONLY,
-                reply=f"$JS.API.CONSUMER.DELETE.{SCRATCH}.c",
-            )
-
-            async def consumer_deleted() -> bool:
-                return not await _exists(js, f"CONSUMER.INFO.{SCRATCH}.c")
-
-            await _until(consumer_deleted, "the pull status deleted consumer c")
-
-            # 404: nothing is pending after the one pulled.
-            pulled = await _pull(admin, "admin", f"$JS.API.CONSUMER.MSG.NEXT.{SCRATCH}.d")
-            await admin.publish(
-                pulled.reply, b"+NXT " + STATUS_ONLY, reply=f"$JS.API.STREAM.DELETE.{SCRATCH}"
-            )
-
-            async def stream_deleted() -> bool:
-                return not await _exists(js, f"STREAM.INFO.{SCRATCH}")
-
-            await _until(stream_deleted, "the +NXT status deleted the scratch stream")
-        finally:
-            if await _exists(js, f"STREAM.INFO.{SCRATCH}"):
-                await js.api(f"STREAM.DELETE.{SCRATCH}")
-
-    asyncio.run(_as_admin(east, control))
-
-
-def _decoded(message: dict[str, Any], part: Literal["data", "hdrs"]) -> bytes:
-    return base64.b64decode(message.get(part) or "")
+    with deputies_bucket(east) as name:
+        yield name
 
 
 # --- the attacks ------------------------------------------------------------------------------
@@ -346,30 +182,6 @@ DEPUTIES = [
 ]
 
 
-class ServerLogs:
-    """What every server of the supercluster logs from the last mark on."""
-
-    def __init__(self, cluster: Supercluster) -> None:
-        self.paths = [
-            region.workdir / region.spec.names.pod(ordinal) / "server.log"
-            for region in cluster.regions.values()
-            for ordinal in range(region.spec.replicas)
-        ]
-        self.offsets = dict.fromkeys(self.paths, 0)
-        self.mark()
-
-    def mark(self) -> None:
-        self.offsets = {path: path.stat().st_size for path in self.paths}
-
-    def lines(self) -> list[str]:
-        lines = []
-        for path in self.paths:
-            with path.open("rb") as handle:
-                handle.seek(self.offsets[path])
-                lines += handle.read().decode(errors="replace").splitlines()
-        return lines
-
-
 def _describe(msg: Msg) -> str:
     headers = msg.headers or {}
     if "Status" in headers:
@@ -393,7 +205,7 @@ async def _state(js: JetStreamAdmin) -> State:
     return State(
         stream=await js.stream_info(ANSWERS_STREAM),
         consumer=await js.api(f"CONSUMER.INFO.{ANSWERS_STREAM}.{RECORDER_CONSUMER}"),
-        key=await _last(js, kv_stream_name(BUCKET), TARGETS["KV key"]),
+        key=await last_message(js, kv_stream_name(BUCKET), TARGETS["KV key"]),
         bucket=(await js.stream_info(kv_stream_name(BUCKET)))["state"],
     )
 
@@ -440,12 +252,12 @@ async def _attack_all(
                 "answers.significant", b'{"deputies": %d}' % n, timeout=5, headers={MARKER: "seed"}
             )
             published.append(int(json.loads(ack.data)["seq"]))
-        kit.ack_subject = (await _pull(kit.recorder, "recorder", NEXT)).reply
+        kit.ack_subject = (await pull(kit.recorder, "recorder", NEXT)).reply
 
         async def seen_by_watch() -> bool:  # the seeds' acks and the pulled message
             return len(watch.rerouted) == SEEDS + 1
 
-        await _until(seen_by_watch, "the admin sees JetStream answer through the mappings")
+        await until(seen_by_watch, "the admin sees JetStream answer through the mappings")
         watch.rerouted.clear()
 
         logs = ServerLogs(cluster)
@@ -491,7 +303,7 @@ async def _attack(
             return bool(violations())
         return len(watch.rerouted) > answered
 
-    await _until(stopped, f"{deputy.name} aimed at {target}: what stopped it")
+    await until(stopped, f"{deputy.name} aimed at {target}: what stopped it")
     assert kit.errors[who][told:] == [], (deputy.name, target, kit.errors[who][told:])
     assert len(watch.arrived) == arrived, f"{deputy.name} reached {target} in APP"
     if deputy.stopper == "deputy's permissions":
@@ -531,7 +343,7 @@ async def _still_served(kit: Attackers) -> None:
         async def info() -> bool:
             return any(a.get("name") == RECORDER_CONSUMER for a in answers)
 
-        await _until(info, "the recorder reads its consumer's info")
+        await until(info, "the recorder reads its consumer's info")
     finally:
         await subscription.unsubscribe()
 
@@ -562,7 +374,7 @@ async def _forget(js: JetStreamAdmin, before: State) -> None:
             found = await js.api(f"STREAM.MSG.GET.{ANSWERS_STREAM}", {"seq": seq})
         except JetStreamApiError:
             continue
-        if MARKER.encode() in _decoded(found["message"], "hdrs"):
+        if MARKER.encode() in decoded(found["message"], "hdrs"):
             await js.api(f"STREAM.MSG.DELETE.{ANSWERS_STREAM}", {"seq": seq, "no_erase": True})
     messages = (await js.stream_info(ANSWERS_STREAM))["state"]["messages"]
     assert messages == before.stream["state"]["messages"]

@@ -14,16 +14,8 @@ from infra import aws_iam
 from infra.aws_iam import cluster_admins, principal_key
 from infra.config import parse_stack_config
 from infra.endpoint import ingress_address, lb_annotations
-from infra.jetstream import (
-    Changes,
-    ConsumerSpec,
-    consumer_changes,
-    consumer_request,
-    managed_view,
-    parse_duration,
-    stream_changes,
-    subjects_overlap,
-)
+from infra.jetstream import ConsumerSpec, consumer_request, parse_duration, subjects_overlap
+from infra.jetstream_changes import Changes, consumer_changes, managed_view, stream_changes
 from infra.kubeconfig import aks_kubeconfig, eks_kubeconfig
 from infra.naming import base_name, common_tags, kubernetes_cluster_name
 from infra.network import ZoneError, check_eks_zones, elb_subnet_tags, subnet_plan

@@ -9,7 +9,9 @@ import pytest
 
 from infra.config import ConfigError, parse_stack_config
 from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
-from offline.mocks import SECRET_SIG, SIG_KEY, CloudMocks, MockAccount
+from offline.mocks import CloudMocks
+from offline.mocks_aws import MockAccount
+from offline.mocks_common import SECRET_SIG, SIG_KEY
 from offline.stack_files import load_stack_config
 from tests.conftest import depends_on, named
 
@@ -297,3 +299,11 @@ def test_a_zone_this_account_maps_to_an_eks_refused_zone_id_fails_in_preview() -
     assert "us-east-1c (use1-az3)" not in message
     created = [r for r in caught.value.resources if r.custom and not r.type.startswith("pulumi:")]
     assert created == []
+
+
+def test_more_servers_give_the_release_more_time() -> None:
+    """Five servers on AWS: six steps of 415 s (infra/rollout.py)."""
+    config = load_stack_config("east")
+    config["nats-supercluster:nats"] = json.dumps({"replicas": 5})
+    ev = evaluate_stack("east", config)
+    assert named(ev, RELEASE, "-nats-release").inputs["timeout"] == 2490

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from infra.nats_conf import INCLUDE_KEY, RESTART_ANNOTATION, render_nats_conf
 from offline.evaluate import Evaluation, EvaluationError, evaluate_stack
-from offline.mocks import SUBSCRIPTION_ID
+from offline.mocks_common import SUBSCRIPTION_ID
 from offline.monitor import Registration
 from offline.stack_files import load_stack_config
 from tests.conftest import after, depends_on, named
@@ -151,6 +151,17 @@ def test_release_waits_for_its_service_and_secrets(deployed: dict[str, Evaluatio
         assert release.inputs["chart"] == "nats"
         assert release.inputs["version"] == "2.14.2"
         assert release.inputs["name"] == ev.outputs["natsClusterName"].value
+
+
+def test_the_release_waits_as_long_as_a_roll_of_its_servers_may_take(
+    deployed: dict[str, Evaluation],
+) -> None:
+    """east (AWS, 3 servers): 4 steps of 415 s, each waiting for its NLB target and readiness
+    gate; west (Azure, 3) and central (Azure, 1) keep the 900 s floor (infra/rollout.py)."""
+    timeouts = {stack: nats_release(ev).inputs["timeout"] for stack, ev in deployed.items()}
+    assert timeouts == {"east": 1660, "west": 900, "central": 900}
+    for ev in deployed.values():
+        assert nats_release(ev).inputs["atomic"] is True  # a timeout rolls back: another roll
 
 
 def test_west_lists_east_and_east_lists_only_itself(east: Evaluation, west: Evaluation) -> None:

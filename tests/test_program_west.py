@@ -6,7 +6,7 @@ import base64
 import json
 
 from offline.evaluate import Evaluation, evaluate_stack
-from offline.mocks import SECRET_SIG, SIG_KEY
+from offline.mocks_common import SECRET_SIG, SIG_KEY
 from offline.stack_files import load_stack_config
 from tests.conftest import after, depends_on
 

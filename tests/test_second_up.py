@@ -39,7 +39,7 @@ from components.meta_peers import MetaPeersProvider
 from components.volumes import VolumesReleasedProvider
 from infra.pki import CA_VALIDITY_HOURS, EARLY_RENEWAL_HOURS, LEAF_VALIDITY_HOURS
 from offline.evaluate import Evaluation, StackOutput, evaluate_stack
-from offline.mocks import SECRET_SIG, SIG_KEY
+from offline.mocks_common import SECRET_SIG, SIG_KEY
 from offline.monitor import Registration
 from offline.second_up import differences, evaluate_again, second_up
 from offline.stack_files import PROJECT_DIR, load_stack_config, stack_names
