@@ -25,6 +25,7 @@ OBSERVABILITY_DOC = PROJECT_DIR / "docs" / "observability.md"
 
 EAST = 'region="east"'
 SERVER = 'server="aws-us-east-1-east-0"'
+CENTRAL = 'server="azure-centralus-central-0"'
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ CONSUMER = (
 )
 RECORDER_UP = 'up{app_kubernetes_io_name="recorder",nats_io_region="east",instance="10.0.0.9:9090"}'
 LATENCY = "supercluster_requester_latency_seconds_count"
+# central's server, which no control service of its own watches: the exporter beside it does
+START = 'nats_varz_start{app_kubernetes_io_instance="central",server_id="azure-centralus-central-0"'
 
 # alert -> (firing, quiet)
 CASES: dict[str, tuple[Case, Case]] = {
@@ -87,6 +90,26 @@ CASES: dict[str, tuple[Case, Case]] = {
             {
                 f"supercluster_servers{{{EAST}}}": "3x5 2x15",
                 f"supercluster_route_peers{{{EAST},{SERVER}}}": "2x5 1x15",
+            },
+            "10m",
+        ),
+    ),
+    "NatsRegionUnseen": (
+        # the control service's gatherings find none of east's servers (all 15 other rules
+        # stay quiet on this: 0 < 0 is false)
+        fires(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x5 0x15",
+                f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x20",
+            },
+            "10m",
+            {"region": "east"},
+        ),
+        # one empty gathering (the control service reconnecting through a server's restart)
+        quiet(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x5 0 3x14",
+                f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x20",
             },
             "10m",
         ),
@@ -128,12 +151,12 @@ CASES: dict[str, tuple[Case, Case]] = {
     ),
     "NatsStreamReplicasNotCurrent": (
         fires(
-            {f"supercluster_stream_replicas_not_current{{{EAST},{STREAM}}}": "0x5 1x15"},
+            {f"supercluster_stream_replicas_behind{{{EAST},{STREAM}}}": "0x5 1x15"},
             "15m",
             {"region": "east", "account": "APP", "stream": "answers"},
         ),
         quiet(
-            {f"supercluster_stream_replicas_not_current{{{EAST},{STREAM}}}": "0x5 2x2 0x13"},
+            {f"supercluster_stream_replicas_behind{{{EAST},{STREAM}}}": "0x5 2x2 0x13"},
             "15m",
         ),
     ),
@@ -194,18 +217,23 @@ CASES: dict[str, tuple[Case, Case]] = {
         quiet({f"supercluster_control_reload_failures_total{{{EAST}}}": "0x20"}, "8m"),
     ),
     "NatsServerRestarting": (
+        # three starts after the first (Unix milliseconds, as the exporter sets them), the
+        # last in a pod the StatefulSet replaced (a new address, the same server name)
         fires(
             {
-                f"supercluster_server_start_time_seconds{{{EAST},{SERVER}}}": (
-                    "1000x10 2000x10 3000x10 4000x10"
-                )
+                f'{START},instance="10.0.0.5:7777"}}': "1000000x10 2000000x10 3000000x10 stale",
+                f'{START},instance="10.0.0.9:7777"}}': "_x31 4000000x9",
             },
             "45m",
-            {"region": "east", "server": "aws-us-east-1-east-0"},
+            {"app_kubernetes_io_instance": "central", "server_id": "azure-centralus-central-0"},
         ),
-        # one restart: a rolling upgrade
+        # one restart, into a replaced pod: a rolling upgrade
         quiet(
-            {f"supercluster_server_start_time_seconds{{{EAST},{SERVER}}}": "1000x20 2000x25"}, "45m"
+            {
+                f'{START},instance="10.0.0.5:7777"}}': "1000000x20 stale",
+                f'{START},instance="10.0.0.9:7777"}}': "_x21 2000000x24",
+            },
+            "45m",
         ),
     ),
     "NatsCertificateExpiring": (
@@ -248,6 +276,48 @@ CASES: dict[str, tuple[Case, Case]] = {
                 f'{LATENCY}{{region="west",operation="add",locality="cross_region"}}': "0 20x10",
             },
             "5m",
+        ),
+    ),
+}
+
+
+# More cases for alerts whose behaviour turns on more than one input shape.
+MORE_CASES: dict[str, tuple[str, Case]] = {
+    # the control service disconnected: it keeps its last view (3 servers), whose time stops
+    "the region's view gone stale": (
+        "NatsRegionUnseen",
+        fires(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x20",
+                f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x5 75x15",
+            },
+            "10m",
+            {"region": "east"},
+        ),
+    ),
+    # west runs no JetStream: its control service exports no meta-leader series at all
+    "a region without JetStream": (
+        "NatsJetStreamMetaLeaderMissing",
+        quiet(
+            {
+                'supercluster_servers{region="west"}': "3x20",
+                f"supercluster_jetstream_meta_leader{{{EAST}}}": "1x20",
+            },
+            "10m",
+        ),
+    ),
+    # central's certificate, exported by east's and west's control services (a pod each):
+    # one alert, under the server's region
+    "a certificate two control services watch": (
+        "NatsCertificateExpiring",
+        fires(
+            {
+                f'supercluster_tls_cert_not_after_seconds{{region="central",{CENTRAL},'
+                f'listener="gateway",pod="{pod}"}}': "864000x40"
+                for pod in ("control-east-x", "control-west-y")
+            },
+            "30m",
+            {"region": "central", "server": "azure-centralus-central-0", "listener": "gateway"},
         ),
     ),
 }
@@ -316,6 +386,48 @@ def test_the_alert_fires(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_alert_stays_quiet(tmp_path: Path, name: str) -> None:
     result = run_case(tmp_path, name, CASES[name][1])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("case", sorted(MORE_CASES))
+def test_more_cases(tmp_path: Path, case: str) -> None:
+    name, expected_case = MORE_CASES[case]
+    result = run_case(tmp_path, name, expected_case)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_with_no_server_seen_only_the_region_unseen_alert_fires(tmp_path: Path) -> None:
+    """The control service sees none of east's servers for 20 minutes: every other rule
+    stays quiet on that view (0 < 0 is false), which is why NatsRegionUnseen exists."""
+    unseen = {
+        f"supercluster_servers{{{EAST}}}": "3x5 0x20",
+        f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x25",
+    }
+    (tmp_path / "rules.yml").write_text(rules_text(rule_groups()))
+    checks = [
+        {
+            "eval_time": "20m",
+            "alertname": a.name,
+            "exp_alerts": [expected(a.name, {"region": "east"})]
+            if a.name == "NatsRegionUnseen"
+            else [],
+        }
+        for a in ALERTS
+    ]
+    series = [{"series": s, "values": v} for s, v in unseen.items()]
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run(
+        [promtool(), "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
