@@ -208,7 +208,24 @@ def _check_pki(cfg: RawStackConfig) -> list[ConfigIssue]:
 
 
 def _check_monitoring(cfg: RawStackConfig) -> list[ConfigIssue]:
+    """The release label goes with the operator, both ways. kube-prometheus-stack's Prometheus
+    selects PodMonitors and PrometheusRules by `release: <its release>` unless told otherwise
+    (kube-prometheus-stack-79.0.0, the chart of prometheus-operator v0.86.1: values.yaml
+    podMonitorSelectorNilUsesHelmValues 4189, podMonitorSelector 4194, ruleSelectorNilUses
+    HelmValues 4141, ruleSelector 4146; templates/prometheus/prometheus.yaml 202-211 and
+    270-279): without the label it would scrape none of the region and evaluate no rule, and
+    nothing would say so. A Prometheus that selects everything matches the label as well."""
     monitoring = cfg.monitoring
+    if monitoring.prometheus_operator and monitoring.prometheus_release is None:
+        return [
+            ConfigIssue(
+                "monitoring.prometheusRelease",
+                "is required with monitoring.prometheusOperator: true: the Helm release name of "
+                "kube-prometheus-stack (a label value, e.g. 'kube-prometheus-stack'), whose "
+                "Prometheus selects PodMonitors and PrometheusRules by `release: <name>`; "
+                "without it the region is neither scraped nor alerted on",
+            )
+        ]
     if monitoring.prometheus_release is None or monitoring.prometheus_operator:
         return []
     return [

@@ -389,6 +389,7 @@ def test_the_alert_stays_quiet(tmp_path: Path, name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("case", sorted(MORE_CASES))
 def test_more_cases(tmp_path: Path, case: str) -> None:
     name, expected_case = MORE_CASES[case]
@@ -396,6 +397,7 @@ def test_more_cases(tmp_path: Path, case: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.live
 def test_with_no_server_seen_only_the_region_unseen_alert_fires(tmp_path: Path) -> None:
     """The control service sees none of east's servers for 20 minutes: every other rule
     stays quiet on that view (0 < 0 is false), which is why NatsRegionUnseen exists."""

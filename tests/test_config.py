@@ -269,6 +269,12 @@ INVALID: list[tuple[str, dict[str, str], str, str]] = [
         "prometheusOperator: true",
     ),
     (
+        "operator without its release label",
+        with_(AWS, monitoring={"prometheusOperator": True}),
+        "monitoring.prometheusRelease",
+        "'kube-prometheus-stack'",
+    ),
+    (
         "dashboard namespace not a namespace",
         with_(AWS, monitoring={"dashboardNamespace": "Grafana"}),
         "monitoring.dashboardNamespace",
