@@ -82,10 +82,10 @@ ALERTS: tuple[Alert, ...] = (
         "critical",
         "The control service of {{ $labels.region }} sees none of the region's servers",
         "Its gatherings get no reply from the region's servers, or none has succeeded for "
-        "2 minutes (disconnected, or stuck): the region's gateway, route and JetStream alerts "
+        "3 minutes (disconnected, or stuck): the region's gateway, route and JetStream alerts "
         "then rest on a view that is empty or old.",
         TROUBLESHOOTING_RUNBOOK,
-        windows={"stale": 2 * _MINUTE},
+        windows={"stale": 3 * _MINUTE},
     ),
     Alert(
         "NatsServerUnhealthy",
