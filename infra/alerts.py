@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
+from infra.region_health import REPLICA_LAG_LIMIT, REPLICA_SILENCE_NS
+
 GROUP = "nats-supercluster"
 Severity = Literal["critical", "warning"]
 Source = Literal["exporter", "services"]
@@ -124,9 +126,9 @@ ALERTS: tuple[Alert, ...] = (
         5 * _MINUTE,
         "warning",
         "{{ $labels.region }}: stream {{ $labels.stream }} has replicas not current",
-        "The stream's leader reports replicas offline, unheard for over 10 s, or more than "
-        "1,000 operations behind it: the stream has less redundancy than declared until they "
-        "catch up.",
+        "The stream's leader reports replicas offline, unheard for over "
+        f"{REPLICA_SILENCE_NS // 10**9} s, or more than {REPLICA_LAG_LIMIT:,} operations "
+        "behind it: the stream has less redundancy than declared until they catch up.",
         QUORUM_RUNBOOK,
     ),
     Alert(

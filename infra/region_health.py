@@ -22,6 +22,18 @@ from typing import Any
 
 from infra.runtime_status import Replies, runs_jetstream
 
+# A stream replica counts as behind (supercluster_stream_replicas_behind) past these. The
+# leader's own `current` is false at any lag (nats-server v2.14.2 server/raft.go:2127-2135:
+# lag = the leader's commit index minus what the replica persisted), so under steady writes a
+# healthy replica is "not current" now and then: on 2026-12-07, three runs of 2,967-4,616
+# publishes/s to a 3-replica stream (tests/test_region_health_live.py) had 1-5 of 74 of the
+# leader's reports call a replica not current, never more than 22 operations behind; 1,000 is
+# 45 times that. Silence: raft.go:287, lostQuorumInterval, after which the leader itself no
+# longer counts a peer current (jetstream_cluster.go:10743-10746); `active` is in nanoseconds
+# (a Go Duration, stream.go:387).
+REPLICA_LAG_LIMIT = 1000
+REPLICA_SILENCE_NS = 10 * 10**9
+
 # name -> (help, label names); every sample carries `region`, the region observed (for a
 # certificate, the region of the server that presents it).
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -49,7 +61,8 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "supercluster_stream_replicas_behind": (
         "Replicas of a stream placed in the region that its leader reports offline, unheard "
-        "for over 10 s, or more than 1000 operations behind",
+        f"for over {REPLICA_SILENCE_NS // 10**9} s, or more than {REPLICA_LAG_LIMIT} "
+        "operations behind",
         ("region", "account", "stream"),
     ),
     "supercluster_tls_cert_not_after_seconds": (
@@ -59,17 +72,6 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # varz blocks whose `tls_cert_not_after` is a listener's certificate; None: the client port.
 _LISTENERS = {"client": None, "cluster": "cluster", "gateway": "gateway"}
-# A stream replica counts as behind (supercluster_stream_replicas_behind) past these. The
-# leader's own `current` is false at any lag (nats-server v2.14.2 server/raft.go:2127-2135:
-# lag = the leader's commit index minus what the replica persisted), so under steady writes a
-# healthy replica is "not current" now and then: on 2026-12-07, three runs of 2,967-4,616
-# publishes/s to a 3-replica stream (tests/test_region_health_live.py) had 1-5 of 74 of the
-# leader's reports call a replica not current, never more than 22 operations behind; 1,000 is
-# 45 times that. Silence: raft.go:287, lostQuorumInterval, after which the leader itself no
-# longer counts a peer current (jetstream_cluster.go:10743-10746); `active` is in nanoseconds
-# (a Go Duration, stream.go:387).
-REPLICA_LAG_LIMIT = 1000
-REPLICA_SILENCE_NS = 10 * 10**9
 
 
 @dataclass(frozen=True)
