@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
+from infra.region_health import REPLICA_LAG_LIMIT, REPLICA_SILENCE_NS
+
 GROUP = "nats-supercluster"
 Severity = Literal["critical", "warning"]
 Source = Literal["exporter", "services"]
@@ -75,6 +77,19 @@ ALERTS: tuple[Alert, ...] = (
         TROUBLESHOOTING_RUNBOOK,
     ),
     Alert(
+        "NatsRegionUnseen",
+        "max by (region) (supercluster_servers) == 0"
+        " or max by (region) (changes(supercluster_health_gathered_time_seconds[{stale}])) == 0",
+        2 * _MINUTE,
+        "critical",
+        "The control service of {{ $labels.region }} sees none of the region's servers",
+        "Its gatherings get no reply from the region's servers, or none has succeeded for "
+        "3 minutes (disconnected, or stuck): the region's gateway, route and JetStream alerts "
+        "then rest on a view that is empty or old.",
+        TROUBLESHOOTING_RUNBOOK,
+        windows={"stale": 3 * _MINUTE},
+    ),
+    Alert(
         "NatsServerUnhealthy",
         "max by (app_kubernetes_io_instance, server_id) (nats_healthz_status_value) == 0",
         2 * _MINUTE,
@@ -107,12 +122,13 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "NatsStreamReplicasNotCurrent",
-        "max by (region, account, stream) (supercluster_stream_replicas_not_current) > 0",
+        "max by (region, account, stream) (supercluster_stream_replicas_behind) > 0",
         5 * _MINUTE,
         "warning",
         "{{ $labels.region }}: stream {{ $labels.stream }} has replicas not current",
-        "The stream's leader reports replicas behind it or offline: the stream has less "
-        "redundancy than declared until they catch up.",
+        "The stream's leader reports replicas offline, unheard for over "
+        f"{REPLICA_SILENCE_NS // 10**9} s, or more than {REPLICA_LAG_LIMIT:,} operations "
+        "behind it: the stream has less redundancy than declared until they catch up.",
         QUORUM_RUNBOOK,
     ),
     Alert(
@@ -185,14 +201,16 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "NatsServerRestarting",
-        "changes(max by (region, server)"
-        " (supercluster_server_start_time_seconds)[{restarts}:{step}]) > 2",
+        "changes(max by (app_kubernetes_io_instance, server_id)"
+        " (nats_varz_start)[{restarts}:{step}]) > 2",
         0,
         "warning",
-        "{{ $labels.server }} restarted more than twice in an hour",
+        "{{ $labels.server_id }} ({{ $labels.app_kubernetes_io_instance }}) restarted more "
+        "than twice in an hour",
         "A rolling upgrade restarts each server once; more is a crash loop, an OOM kill or a "
         "node going away.",
         "docs/observability.md#natsserverrestarting",
+        source="exporter",
         windows={"restarts": _HOUR, "step": _MINUTE},
     ),
     Alert(

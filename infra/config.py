@@ -3,7 +3,9 @@
 Pulumi hands the program its config as a flat map of strings (`project:key` -> value, objects as
 JSON). `parse_stack_config` turns that map into a `StackConfig` with every default resolved, or
 raises `ConfigError` listing every bad key, the value it got and what is allowed. The keys are
-`infra.config_model`, the rules between keys `infra.config_rules`.
+`infra.config_model`, the rules between keys `infra.config_rules` (with those from the clouds'
+facts in `infra.config_rules_cloud` and those over JetStream objects in
+`infra.config_rules_jetstream`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from infra.config_model import (
     PkiConfig,
     RawStackConfig,
 )
-from infra.config_rules import config_warnings, cross_check, region_has_zones
+from infra.config_rules import cross_check
+from infra.config_rules_cloud import config_warnings, region_has_zones
 from infra.jetstream import JetStreamConfig
 
 __all__ = ["Cloud", "ConfigError", "ConfigIssue", "StackConfig", "parse_stack_config"]

@@ -12,6 +12,11 @@ from typing import Any
 
 _DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 _RATE = "$__rate_interval"
+# The requester is a Job, scraped only while it lingers after its run (90 s,
+# METRICS_LINGER_SECONDS): each sample already holds the run's totals, so a rate over them is
+# 0 or nothing. Its panels show the totals of the runs in this window instead, as the alert
+# rules read them (the `run` window of AnswersUnpublished and InRegionShareFalling).
+_RUN = "15m"
 _WIDTH, _HEIGHT = 12, 8
 
 
@@ -163,8 +168,8 @@ OVERVIEW = _dashboard(
             ),
         ),
         Panel(
-            "Stream replicas not current",
-            (("max by (region, stream) (supercluster_stream_replicas_not_current)", "{{stream}}"),),
+            "Stream replicas behind",
+            (("max by (region, stream) (supercluster_stream_replicas_behind)", "{{stream}}"),),
         ),
         Panel(
             "Consumer backlog (leaders)",
@@ -197,31 +202,30 @@ APPLICATION = _dashboard(
     "NATS supercluster: application",
     (
         Panel(
-            "Share of requests served in the requester's region",
+            "Share of requests served in the requester's region (runs of the last 15 minutes)",
             (
                 (
-                    f'sum by (region) (rate(supercluster_requester_latency_seconds_count{{locality="in_region"}}[{_RATE}]))'
-                    f" / sum by (region) (rate(supercluster_requester_latency_seconds_count[{_RATE}]))",
+                    f'sum by (region) (max_over_time(supercluster_requester_latency_seconds_count{{locality="in_region"}}[{_RUN}]))'
+                    f" / sum by (region) (max_over_time(supercluster_requester_latency_seconds_count[{_RUN}]))",
                     "{{region}}",
                 ),
             ),
             unit="percentunit",
         ),
         Panel(
-            "Answers by serving region (failover)",
+            "Answers by serving region (failover; runs of the last 15 minutes)",
             (
                 (
-                    f"sum by (region, served_by) (rate(supercluster_requester_answers_total[{_RATE}]))",
+                    f"sum by (region, served_by) (max_over_time(supercluster_requester_answers_total[{_RUN}]))",
                     "{{region}} served by {{served_by}}",
                 ),
             ),
-            unit="reqps",
         ),
         Panel(
-            "Request latency p50 / p99",
+            "Request latency p50 / p99 (runs of the last 15 minutes)",
             tuple(
                 (
-                    f"histogram_quantile({q}, sum by (region, locality, le) (rate(supercluster_requester_latency_seconds_bucket[{_RATE}])))",
+                    f"histogram_quantile({q}, sum by (region, locality, le) (max_over_time(supercluster_requester_latency_seconds_bucket[{_RUN}])))",
                     f"{{{{region}}}} {{{{locality}}}} p{int(q * 100)}",
                 )
                 for q in (0.5, 0.99)
@@ -229,15 +233,15 @@ APPLICATION = _dashboard(
             unit="s",
         ),
         Panel(
-            "Requester failures and unpublished answers",
+            "Requester failures and unpublished answers (runs of the last 15 minutes)",
             (
                 (
-                    f"sum by (region, kind) (rate(supercluster_requester_errors_total[{_RATE}]))",
+                    f"sum by (region, kind) (max_over_time(supercluster_requester_errors_total[{_RUN}]))",
                     "{{region}} {{kind}}",
                 ),
                 (
-                    "max by (region) (supercluster_requester_unpublished_total)",
-                    "{{region}} unpublished (last run)",
+                    f"sum by (region) (max_over_time(supercluster_requester_unpublished_total[{_RUN}]))",
+                    "{{region}} unpublished",
                 ),
             ),
         ),

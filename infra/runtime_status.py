@@ -29,6 +29,17 @@ class Replies:
             found[str(reply["server"]["name"])] = reply.get("data") or {}
 
 
+def runs_jetstream(varz: Mapping[str, Any], jsz: Mapping[str, Any]) -> bool:
+    """Whether a server runs JetStream. A server with JetStream off still answers JSZ, with
+    `disabled` (nats-server v2.14.2 server/monitor.go:3083, set at 3260-3265) beside a zeroed
+    `config` (3084: a struct, which `omitempty` never leaves out), so only `disabled` tells.
+    Without a JSZ reply: VARZ's `jetstream.config`, which only a running JetStream fills
+    (monitor.go:2004-2012)."""
+    if jsz:
+        return not jsz.get("disabled")
+    return bool((varz.get("jetstream") or {}).get("config"))
+
+
 def status(region: str, replies: Replies) -> dict[str, Any]:
     """The supercluster as the servers report it, from one region."""
     servers = []
@@ -38,7 +49,7 @@ def status(region: str, replies: Replies) -> dict[str, Any]:
         gatewayz = replies.gatewayz.get(name, {})
         jsz = replies.jsz.get(name, {})
         health = replies.healthz.get(name, {})
-        if varz.get("jetstream", {}).get("config") or jsz.get("config"):
+        if runs_jetstream(varz, jsz):
             js_servers[cluster] = js_servers.get(cluster, 0) + 1
         servers.append(
             {

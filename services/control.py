@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -34,7 +35,7 @@ from nats.aio.client import Client
 from nats.micro.request import Request
 
 from infra.identities import CONTROL_PREFIX, IMPORT_REPLIES
-from infra.region_health import region_health
+from infra.region_health import gathered, region_health
 from infra.runtime_checks import Expectation, region_of, route_urls, server_urls
 from infra.runtime_config import APPLIED, PENDING, PutError, caller, parse_put, reply_allowed
 from infra.runtime_status import Replies, effective, status
@@ -235,15 +236,22 @@ class Control:
     async def collect(self, every: float) -> None:
         """The region's health for the metrics (infra/region_health.py), every `every`
         seconds, from a gathering of its own: a read joins only a gathering that began
-        while it waited, never one that began before (and may predate a change)."""
+        while it waited, never one that began before (and may predate a change). A gathering
+        that fails keeps the last view, whose time then stops moving (NatsRegionUnseen); before
+        the first, that time is the start."""
+        gathered_once = False
+        started = time.time()
         while True:
             try:
                 replies = await ping(self.client, self.wait)
-            except nats.errors.Error as error:  # reconnecting: the last view stays
+                health = region_health(replies, self.cluster, self.known_regions, time.time())
+            except Exception as error:  # reconnecting, or a reply it cannot read: keep going
                 self.logger.warning("health not gathered", extra={"fields": {"error": str(error)}})
+                if not gathered_once:
+                    metrics.REGION_HEALTH.update([gathered(self.cluster, started)])
             else:
-                health = region_health(replies, self.cluster, self.known_regions)
                 metrics.REGION_HEALTH.update(health)
+                gathered_once = True
             await asyncio.sleep(every)
 
     async def resume(self) -> None:

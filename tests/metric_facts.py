@@ -62,11 +62,30 @@ def _varz(key: str, line: int) -> Fact:
     return Fact(f"nats_varz_{key}", _labels("server_id"), _VARZ.format(key=key, line=line), "-varz")
 
 
+# A varz time (a string Go wrote as RFC 3339) becomes a gauge only for the keys the exporter
+# lists (collector/collector.go:350-359, `start` and `config_load_time`), parsed as a time
+# (383-390) and set to the time in Unix *milliseconds* (collector.go:252-253, parseDateString
+# in collector/connz.go:408-416); the gauge's one label is `server_id` (collector.go:65-84),
+# the server's name with `-use_internal_server_name` (main.go:185-191).
+_VARZ_TIME = (
+    "collector/collector.go:350-359, 383-390, 252-253; collector/connz.go:408-416 (Unix "
+    "milliseconds; varz key {key}, nats-server server/monitor.go:{line})"
+)
+
+
+def _varz_time(key: str, line: int) -> Fact:
+    return Fact(
+        f"nats_varz_{key}", _labels("server_id"), _VARZ_TIME.format(key=key, line=line), "-varz"
+    )
+
+
 EXPORTER: tuple[Fact, ...] = (
     _varz("connections", 1269),
     _varz("in_msgs", 1274),
     _varz("out_msgs", 1278),
     _varz("slow_consumers", 1282),
+    _varz_time("start", 1261),
+    _varz_time("config_load_time", 1287),
     Fact(
         "nats_healthz_status_value",
         _labels("server_id", "value"),
@@ -130,17 +149,15 @@ SERVICES: tuple[Fact, ...] = (
     _counter("supercluster_control_rollbacks", "region"),
     _counter("supercluster_control_reload_failures", "region"),
     Fact("supercluster_servers", _labels("region"), _HEALTH),
+    Fact("supercluster_health_gathered_time_seconds", _labels("region"), _HEALTH),
     Fact("supercluster_gateway_servers", _labels("region", "remote"), _HEALTH),
     Fact("supercluster_route_peers", _labels("region", "server"), _HEALTH),
     Fact("supercluster_jetstream_meta_leader", _labels("region"), _HEALTH),
     Fact("supercluster_jetstream_meta_peers_offline", _labels("region"), _HEALTH),
-    Fact(
-        "supercluster_stream_replicas_not_current", _labels("region", "account", "stream"), _HEALTH
-    ),
+    Fact("supercluster_stream_replicas_behind", _labels("region", "account", "stream"), _HEALTH),
     Fact(
         "supercluster_tls_cert_not_after_seconds", _labels("region", "server", "listener"), _HEALTH
     ),
-    Fact("supercluster_server_start_time_seconds", _labels("region", "server"), _HEALTH),
 )
 
 # Labels Prometheus adds to every series of a target. `job` and `instance` always (and the

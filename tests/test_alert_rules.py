@@ -52,6 +52,8 @@ CONSUMER = (
 )
 RECORDER_UP = 'up{app_kubernetes_io_name="recorder",nats_io_region="east",instance="10.0.0.9:9090"}'
 LATENCY = "supercluster_requester_latency_seconds_count"
+# central's server, which no control service of its own watches: the exporter beside it does
+START = 'nats_varz_start{app_kubernetes_io_instance="central",server_id="azure-centralus-central-0"'
 
 # alert -> (firing, quiet)
 CASES: dict[str, tuple[Case, Case]] = {
@@ -87,6 +89,26 @@ CASES: dict[str, tuple[Case, Case]] = {
             {
                 f"supercluster_servers{{{EAST}}}": "3x5 2x15",
                 f"supercluster_route_peers{{{EAST},{SERVER}}}": "2x5 1x15",
+            },
+            "10m",
+        ),
+    ),
+    "NatsRegionUnseen": (
+        # the control service's gatherings find none of east's servers (every other rule
+        # stays quiet on this, 0 < 0 being false: tests/test_alert_cases.py)
+        fires(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x5 0x15",
+                f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x20",
+            },
+            "10m",
+            {"region": "east"},
+        ),
+        # one empty gathering (the control service reconnecting through a server's restart)
+        quiet(
+            {
+                f"supercluster_servers{{{EAST}}}": "3x5 0 3x14",
+                f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x20",
             },
             "10m",
         ),
@@ -128,12 +150,12 @@ CASES: dict[str, tuple[Case, Case]] = {
     ),
     "NatsStreamReplicasNotCurrent": (
         fires(
-            {f"supercluster_stream_replicas_not_current{{{EAST},{STREAM}}}": "0x5 1x15"},
+            {f"supercluster_stream_replicas_behind{{{EAST},{STREAM}}}": "0x5 1x15"},
             "15m",
             {"region": "east", "account": "APP", "stream": "answers"},
         ),
         quiet(
-            {f"supercluster_stream_replicas_not_current{{{EAST},{STREAM}}}": "0x5 2x2 0x13"},
+            {f"supercluster_stream_replicas_behind{{{EAST},{STREAM}}}": "0x5 2x2 0x13"},
             "15m",
         ),
     ),
@@ -194,18 +216,23 @@ CASES: dict[str, tuple[Case, Case]] = {
         quiet({f"supercluster_control_reload_failures_total{{{EAST}}}": "0x20"}, "8m"),
     ),
     "NatsServerRestarting": (
+        # three starts after the first (Unix milliseconds, as the exporter sets them), the
+        # last in a pod the StatefulSet replaced (a new address, the same server name)
         fires(
             {
-                f"supercluster_server_start_time_seconds{{{EAST},{SERVER}}}": (
-                    "1000x10 2000x10 3000x10 4000x10"
-                )
+                f'{START},instance="10.0.0.5:7777"}}': "1000000x10 2000000x10 3000000x10 stale",
+                f'{START},instance="10.0.0.9:7777"}}': "_x31 4000000x9",
             },
             "45m",
-            {"region": "east", "server": "aws-us-east-1-east-0"},
+            {"app_kubernetes_io_instance": "central", "server_id": "azure-centralus-central-0"},
         ),
-        # one restart: a rolling upgrade
+        # one restart, into a replaced pod: a rolling upgrade
         quiet(
-            {f"supercluster_server_start_time_seconds{{{EAST},{SERVER}}}": "1000x20 2000x25"}, "45m"
+            {
+                f'{START},instance="10.0.0.5:7777"}}': "1000000x20 stale",
+                f'{START},instance="10.0.0.9:7777"}}': "_x21 2000000x24",
+            },
+            "45m",
         ),
     ),
     "NatsCertificateExpiring": (

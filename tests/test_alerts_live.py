@@ -69,7 +69,9 @@ def test_what_prometheus_scrapes_here(watched: tuple[Supercluster, LocalPromethe
     assert {s["metric"]["region"]: s["value"][1] for s in leaders} == {"east": "1", "west": "1"}
     expiry = prometheus.query("min(supercluster_tls_cert_not_after_seconds) - time() > 300 * 86400")
     assert expiry, "the local certificates last a year"
-    assert _quiet(prometheus, "NatsGatewayDown", "NatsRouteMissing", "RecorderDown")
+    assert _quiet(
+        prometheus, "NatsGatewayDown", "NatsRouteMissing", "RecorderDown", "NatsRegionUnseen"
+    )
 
 
 def test_a_gateway_cut_fires_and_resolves(watched: tuple[Supercluster, LocalPrometheus]) -> None:

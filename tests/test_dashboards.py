@@ -5,12 +5,16 @@ the files in monitoring/ are the generated ones."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
-from infra.dashboards import DASHBOARDS
+from infra.dashboards import APPLICATION, DASHBOARDS
 from offline.stack_files import PROJECT_DIR
 from tests.metric_facts import parse_query, unknown_in
+from tests.test_alert_rules import promtool
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -59,3 +63,86 @@ def test_the_shipped_dashboard_files_are_the_generated_ones() -> None:
     for name, dashboard in DASHBOARDS.items():
         shipped = json.loads((PROJECT_DIR / "monitoring" / f"{name}.json").read_text())
         assert shipped == dashboard
+
+
+# One requester run as Prometheus holds it: the Job is scraped once a minute during its 90 s
+# linger (METRICS_LINGER_SECONDS), every sample already the run's total, then its pod is gone.
+_RUN_LABELS = 'region="east",operation="add",pod="requester-abc12"'
+_LATENCY = "supercluster_requester_latency_seconds"
+_LINGER = "_x5 {n} {n} stale"
+REQUESTER_RUN = {
+    f'{_LATENCY}_count{{{_RUN_LABELS},locality="in_region"}}': _LINGER.format(n=90),
+    f'{_LATENCY}_count{{{_RUN_LABELS},locality="cross_region"}}': _LINGER.format(n=10),
+    **{
+        f'{_LATENCY}_bucket{{{_RUN_LABELS},locality="{where}",le="{le}"}}': _LINGER.format(n=n)
+        for where, counts in (("in_region", (45, 90, 90)), ("cross_region", (0, 5, 10)))
+        for le, n in zip(("0.25", "0.5", "+Inf"), counts, strict=True)
+    },
+    f'supercluster_requester_answers_total{{{_RUN_LABELS},served_by="east"}}': _LINGER.format(n=90),
+    f'supercluster_requester_answers_total{{{_RUN_LABELS},served_by="west"}}': _LINGER.format(n=8),
+    f'supercluster_requester_errors_total{{{_RUN_LABELS},kind="failed"}}': _LINGER.format(n=2),
+    'supercluster_requester_unpublished_total{region="east",pod="requester-abc12"}': (
+        _LINGER.format(n=3)
+    ),
+}
+# Per requester query, in panel order: how many series the run gives it.
+SERIES_PER_QUERY = [1, 2, 2, 2, 1, 1]
+# Grafana's $__rate_interval at a one-minute scrape: at least four scrapes.
+RATE_INTERVAL = "4m"
+
+
+def _requester_queries() -> list[str]:
+    return [
+        t["expr"].replace("$__rate_interval", RATE_INTERVAL)
+        for p in APPLICATION["panels"]
+        for t in p["targets"]
+        if any(m.startswith("supercluster_requester_") for m in parse_query(t["expr"]).metrics)
+    ]
+
+
+@pytest.mark.live
+def test_the_requester_panels_show_a_run_that_was_scraped_only_while_it_lingered(
+    tmp_path: Path,
+) -> None:
+    """promtool evaluates each requester query at the linger's last scrape (6m) and after
+    the pod is gone (15m): every series of the run shows a value above 0, and the share
+    served in east is the run's 90 of 100. A rate() over these samples is 0, or nothing once
+    the pod is gone."""
+    queries = _requester_queries()
+    assert len(queries) == len(SERIES_PER_QUERY)
+    checks = [
+        {
+            "expr": f"count(({q}) > 0)",
+            "eval_time": at,
+            "exp_samples": [{"labels": "{}", "value": n}],
+        }
+        for at in ("6m", "15m")
+        for q, n in zip(queries, SERIES_PER_QUERY, strict=True)
+    ]
+    checks.append(
+        {
+            "expr": queries[0],
+            "eval_time": "15m",
+            "exp_samples": [{"labels": '{region="east"}', "value": 0.9}],
+        }
+    )
+    test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in REQUESTER_RUN.items()],
+                "promql_expr_test": checks,
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run(
+        [promtool(), "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
