@@ -95,8 +95,8 @@ def watched_files(config: str, read: Callable[[str], str], *, keys: bool) -> tup
 
 @dataclass(frozen=True)
 class Content:
-    """One content of a server's files (`digest`), and when the control service's copy of
-    them took it (-inf: it was there when the service started)."""
+    """One content of a server's files (`digest`), and the earliest the control service's
+    copy of them may have had it (-inf: it was there when the service started)."""
 
     digest: str
     since: float
@@ -107,7 +107,8 @@ Timeline = tuple[Content, ...]
 
 def observed(timeline: Timeline, digest: str, changed_at: float, keep: int = KEPT) -> Timeline:
     """`timeline` with `digest` added when it differs from the last content; `changed_at`:
-    when the files took it (their newest modification), never before the content it follows."""
+    the earliest it may have appeared (when the previous content was last seen), never
+    before the content it follows."""
     if not timeline:
         return (Content(digest, -math.inf),)
     if timeline[-1].digest == digest:

@@ -2,15 +2,16 @@
 service (the decision: infra/reload_check.py). The service reads the same files the servers
 load: locally the region's directory, in the clouds read-only mounts of the same ConfigMaps and
 of the server Secret's certificate, never its key (infra/control_plane.py). At every collection
-it notes each server's content (digests, as the chart's reloader keeps them) and when its copy
-took it (the newest file's modification time), and exports per server how long the server has
-been behind: a reload that failed or never came, on either path, in any region."""
+it notes each server's content (digests, as the chart's reloader keeps them) and since when it
+may have been there: since the service last saw the content before (a file's modification time
+would not do: a ConfigMap update, or locally the store's next write, rewrites files whose
+content stays the same). It exports per server how long the server has been behind: a reload
+that failed or never came, on either path, in any region."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -48,20 +49,18 @@ class ReloadWatch:
         self.logger = logger
         self.clock = clock
         self.timelines: dict[str, Timeline] = {}
+        self.looked: dict[str, float] = {}  # when each server's files were last read
         self._unreadable: set[str] = set()
 
-    def content(self, pod: str) -> tuple[str, float]:
-        """The digest of a server's files (not its key) and when the newest of them was
-        written; OSError when one is missing."""
+    def content(self, pod: str) -> str:
+        """The digest of a server's files (not its key); OSError when one is missing."""
         config = self.config.replace("{pod}", pod)
         files = watched_files(config, lambda p: Path(p).read_text(), keys=False)
         digest = hashlib.sha256()
-        newest = 0.0
         for path in files:
             digest.update(f"{path}\0".encode())
             digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
-            newest = max(newest, os.stat(path).st_mtime)
-        return digest.hexdigest(), newest
+        return digest.hexdigest()
 
     def stale(self, varz: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
         """Each answering server of the region: seconds behind its files (0: current). A
@@ -74,7 +73,7 @@ class ReloadWatch:
             if pod is None or not server.config_load_time:
                 continue
             try:
-                digest, changed_at = self.content(pod)
+                digest = self.content(pod)
                 loaded_at = unix_seconds(server.config_load_time)
             except (OSError, ValueError) as error:  # a file missing or unreadable
                 if name not in self._unreadable:
@@ -85,8 +84,9 @@ class ReloadWatch:
                     )
                 continue
             self._unreadable.discard(name)
-            timeline = observed(self.timelines.get(name, ()), digest, changed_at)
-            self.timelines[name] = timeline
+            # new content appeared after the last look, which was before this one's clock
+            timeline = observed(self.timelines.get(name, ()), digest, self.looked.get(name, now))
+            self.timelines[name], self.looked[name] = timeline, now
             found[name] = stale_seconds(
                 timeline, loaded_at, now, grace=self.grace, spread=self.spread
             )

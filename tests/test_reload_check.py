@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -147,7 +146,9 @@ def test_the_service_sees_the_files_each_server_loads_and_never_reads_a_key(
     tmp_path: Path,
 ) -> None:
     """Per-server nats.conf (`{pod}`), shared includes and certificates; the key is named but
-    absent, as from the control pod: reading it would leave every server out."""
+    absent, as from the control pod: reading it would leave every server out. New content
+    dates from the service's previous look, not from the files' times (rewritten files keep
+    no trace of when their content changed)."""
     (tmp_path / "runtime").mkdir()
     (tmp_path / "runtime" / "routes.conf").write_text("")
     (tmp_path / "server.crt").write_text("cert 1")
@@ -157,8 +158,6 @@ def test_the_service_sees_the_files_each_server_loads_and_never_reads_a_key(
             f'{{\n  "cert_file": "{tmp_path}/server.crt",\n  "key_file": "{tmp_path}/server.key",'
             "\n  include ../runtime/routes.conf;\n}\n"
         )
-    for path in tmp_path.rglob("*"):
-        os.utime(path, (1000, 1000))  # the clock here starts at 10,000
     now = [10_000.0]
     watch = ReloadWatch(
         "east",
@@ -175,12 +174,13 @@ def test_the_service_sees_the_files_each_server_loads_and_never_reads_a_key(
     }
     assert watch.stale(varz) == {"p-east-0": 0, "p-east-1": 0}
     (tmp_path / "server.crt").write_text("cert 2")  # a renewal
-    os.utime(tmp_path / "server.crt", (9500, 9500))
+    (tmp_path / "runtime" / "routes.conf").write_text("")  # rewritten, the same
+    now[0] = 10_600.0
+    assert watch.stale(varz) == {"p-east-0": 600, "p-east-1": 600}
+    varz["p-east-0"] = _varz("p-east-0", "east", "1970-01-01T02:48:20.5Z")  # 10100.5
     (tmp_path / "east-1" / "nats.conf").write_text("{}\n")  # only east-1's own file
-    os.utime(tmp_path / "east-1" / "nats.conf", (9600, 9600))
-    assert watch.stale(varz) == {"p-east-0": 500, "p-east-1": 400}
-    varz["p-east-0"] = _varz("p-east-0", "east", "1970-01-01T02:38:20.5Z")  # 9500.5: loaded
-    assert watch.stale(varz) == {"p-east-0": 0, "p-east-1": 400}
+    now[0] = 10_700.0
+    assert watch.stale(varz) == {"p-east-0": 0, "p-east-1": 700}
     (tmp_path / "east-1" / "nats.conf").unlink()
     assert watch.stale(varz) == {"p-east-0": 0}  # unreadable: no series, logged once
 
