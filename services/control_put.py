@@ -3,9 +3,13 @@ own parser) before it is stored, stored only over the version it was computed fr
 verified from the servers' own reports, and rolled back when verification fails.
 
 Locally the service reloads the servers itself and answers with the outcome. In the clouds the
-files reach the pods when the kubelet next syncs the ConfigMap (up to a minute or two) and the
-chart's reloader reloads them: the answer says the change is pending, and a watcher records
-what became of it (applied, or rolled back and why) in the history config.get shows."""
+files reach each pod when its kubelet next syncs it (within 90 s), and the chart's reloader
+sends the server SIGHUP only when a file's content differs from what it last signalled for
+(infra/reload_check.py has the sources): a put that leaves the servers' files as they are is
+recorded applied at once (services/put_watch.py), any other answers that it is pending, and a
+watch records what became of it (applied, or rolled back and why) in the history config.get
+shows. Whether a server did load its files, whoever reloaded it, is for
+services/reload_watch.py to tell."""
 
 from __future__ import annotations
 
