@@ -18,9 +18,11 @@ How files become a reload in the clouds (sources in tests/test_reloader_facts.py
   (server/reload.go:1481) and at start (server/server.go:765).
 
 So the servers themselves say whether they took a change: the control service keeps, like the
-reloader, the digest of the files it sees (never a private key) and when that content
-appeared; a server whose `config_load_time` is older than content it has not loaded, past a
-grace for the kubelet and the reloader, did not reload.
+reloader, the digest of the files it sees (never a private key) and the earliest that content
+may have been there; a server whose `config_load_time` is older than content it has not
+loaded, past a grace for the kubelet and the reloader, did not reload. What it cannot tell: a
+change within `SPREAD_SECONDS` (plus one collection) after a server's previous reload counts
+as loaded, and so does the content found when the service started.
 """
 
 from __future__ import annotations
