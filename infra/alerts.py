@@ -189,15 +189,16 @@ ALERTS: tuple[Alert, ...] = (
         windows={"recent": 15 * _MINUTE},
     ),
     Alert(
-        "ControlReloadFailures",
-        "sum by (region) (increase(supercluster_control_reload_failures_total[{recent}])) > 0",
-        0,
+        "NatsServerConfigStale",
+        "max by (region, server) (supercluster_server_config_stale_seconds) > 0",
+        2 * _MINUTE,
         "critical",
-        "A server of {{ $labels.region }} refused to reload its configuration",
-        "A refused reload leaves the server on its previous configuration, and a pending "
-        "unreloadable change makes every later reload fail, certificate renewals included.",
+        "{{ $labels.server }} has not loaded the files it is given",
+        "The server's configuration files changed more than 2 minutes ago and it has not "
+        "loaded them (its reload failed, or none came): it runs its previous configuration, "
+        "and while an unreloadable change is pending every later reload fails, certificate "
+        "renewals included.",
         CONTROL_RUNBOOK,
-        windows={"recent": 15 * _MINUTE},
     ),
     Alert(
         "NatsServerRestarting",

@@ -1,6 +1,9 @@
 """The region's control service in Kubernetes (services/control.py): the runtime ConfigMap the
 servers include (made once by the program, then the service's), the service account allowed to
-get and update that one ConfigMap and nothing else, and the Deployment."""
+get and update that one ConfigMap and nothing else, and the Deployment, which mounts the files
+the servers load where the chart mounts them for the servers, read-only and without any key
+(the certificate item of the server Secret only), so the service sees whether each server
+loaded them (services/reload_watch.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +11,19 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.nats_values import CLIENT_PORT, RegionNames
+from infra.nats_values import CA_SECRET_KEY, CLIENT_PORT, RegionNames
 from infra.runtime_config import RuntimeState, runtime_files
+from infra.runtime_files import RUNTIME_DIR
 from infra.workloads import Program, app_labels, service_pod
 
 CONTROL = "control"
+# Where the chart mounts the servers' files (tests/golden/*.stateful-set.yaml); nats.conf names
+# them by these paths, so the control service mounts them at the same ones.
+CONFIG_DIR = "/etc/nats-config"
+NATS_CONF = f"{CONFIG_DIR}/nats.conf"
+CERT_DIRS = ("/etc/nats-certs/nats", "/etc/nats-certs/cluster", "/etc/nats-certs/gateway")
+CA_DIR = "/etc/nats-ca-cert"
+CERT_KEY = "tls.crt"  # the server Secret's certificate; its tls.key is never mounted here
 
 
 def runtime_config_map(names: RegionNames) -> dict[str, Any]:
@@ -67,11 +78,16 @@ def control_deployment(
             # Each server itself, by its pod's name in the headless Service (which every
             # server certificate carries), so reloads never depend on the routes they change.
             {"name": "SERVER_URLS", "value": server_urls_template(names)},
+            # The servers' nats.conf, which names the other files, as mounted below.
+            {"name": "WATCH_CONFIG", "value": NATS_CONF},
         ],
     )
     pod = service_pod(names, program, image, region, labels)
     pod["spec"]["serviceAccountName"] = control_account_name(names)
     pod["spec"]["automountServiceAccountToken"] = True  # its one permission: the ConfigMap
+    volumes, mounts = servers_files(names)
+    pod["spec"]["volumes"] += volumes
+    pod["spec"]["containers"][0]["volumeMounts"] += mounts
     return {
         "metadata": {
             "name": f"{names.cluster}-{CONTROL}",
@@ -80,3 +96,35 @@ def control_deployment(
         },
         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": pod},
     }
+
+
+def servers_files(names: RegionNames) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and read-only mounts of what the servers load, keys left out: the chart's
+    config ConfigMap, the runtime ConfigMap, the server certificate at each listener's path
+    and the CA."""
+    runtime_dir = f"/etc/{RUNTIME_DIR}"
+    volumes: list[dict[str, Any]] = [
+        {"name": "servers-config", "configMap": {"name": names.config_map}},
+        {"name": "servers-runtime", "configMap": {"name": names.runtime_config_map}},
+        {
+            "name": "servers-cert",
+            "secret": {
+                "secretName": names.server_tls_secret,
+                "items": [{"key": CERT_KEY, "path": CERT_KEY}],
+            },
+        },
+        {
+            "name": "servers-ca",
+            "secret": {
+                "secretName": names.ca_secret,
+                "items": [{"key": CA_SECRET_KEY, "path": CA_SECRET_KEY}],
+            },
+        },
+    ]
+    mounts = [
+        {"name": "servers-config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "servers-runtime", "mountPath": runtime_dir, "readOnly": True},
+        *({"name": "servers-cert", "mountPath": d, "readOnly": True} for d in CERT_DIRS),
+        {"name": "servers-ca", "mountPath": CA_DIR, "readOnly": True},
+    ]
+    return volumes, mounts

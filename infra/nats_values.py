@@ -88,6 +88,11 @@ class RegionNames:
         return "nats-ca"
 
     @property
+    def config_map(self) -> str:
+        """The chart's ConfigMap holding nats.conf (`<fullname>-config`)."""
+        return f"{self.release}-config"
+
+    @property
     def runtime_config_map(self) -> str:
         """The ConfigMap holding the region's runtime configuration (infra.runtime_config)."""
         return f"{self.cluster}-runtime"

@@ -156,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run a Prometheus (Debian's) scraping the services and evaluating the alert rules",
     )
+    start.add_argument(
+        "--reloader",
+        action="store_true",
+        help="the clouds' reload path: control services answer pending and a stand-in for "
+        "the kubelet and the chart's reloader reloads the servers",
+    )
     stop = commands.add_parser("down", help="stop what an earlier up left running")
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     control = commands.add_parser(
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         mysql=mysql,
         port_base=args.port_base,
         prometheus=args.prometheus,
+        reloader=args.reloader,
     )
     started = time.monotonic()
     code = up(options, args.keep_running)

@@ -36,6 +36,7 @@ from localnet.links import GatewayLinks
 from localnet.processes import Record, Started, stop_all, stop_with_parent
 from localnet.prometheus import LocalPrometheus, Target
 from localnet.region import LOOPBACK, LocalRegion, free_port, use_ports_from
+from localnet.reloader import ConfigMapReloader
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 from services.calculator import subject as calculator_subject
@@ -71,6 +72,9 @@ class DemoOptions:
     server_binary: str | None = None
     # A real Prometheus scraping the services and evaluating the alert rules (scaled down).
     prometheus: bool = False
+    # The clouds' reload path: the control services only write the files and watch, and a
+    # stand-in for the kubelet and the chart's reloader (localnet/reloader.py) reloads.
+    reloader: bool = False
 
     def region_plans(self) -> tuple[RegionPlan, ...]:
         if self.plans is not None:
@@ -93,6 +97,7 @@ class Supercluster:
     metrics: dict[str, Target] = field(default_factory=dict)
     links: GatewayLinks | None = None
     prometheus: LocalPrometheus | None = None
+    reloaders: dict[str, ConfigMapReloader] = field(default_factory=dict)
 
     @property
     def pid_file(self) -> Path:
@@ -170,6 +175,8 @@ class Supercluster:
         )
         region.start()
         self.regions[name] = region
+        if self.options.reloader:
+            self.reloaders[name] = ConfigMapReloader(region).start()
         self._record_pids()
 
     def _start_calculators(self, name: str) -> None:
@@ -199,8 +206,9 @@ class Supercluster:
 
     def start_control(self, name: str, key: str | None = None) -> None:
         """The region's control service, on the region's runtime directory (the ConfigMap in
-        the clouds); it asks the servers to reload, as the chart's reloader would. `key`: a
-        second instance's own name (two overlap in a rollout)."""
+        the clouds); it asks the servers to reload (with `reloader`, it leaves that to the
+        stand-in, as in the clouds). `key`: a second instance's own name (two overlap in a
+        rollout)."""
         region = self.regions[name]
         self._start(
             key or f"control-{name}",
@@ -209,7 +217,7 @@ class Supercluster:
             {
                 "CLUSTER": name,
                 "RUNTIME_STORE": f"file:{region.runtime_dir}",
-                "RELOAD": "request",
+                "RELOAD": "reloader" if self.options.reloader else "request",
                 # The regions running now, as the cloud's release reads its peers' `gatewayPin`.
                 "GATEWAY_PINS": json.dumps({n: [r.gateway_pin()] for n, r in self.regions.items()}),
                 # Each server itself (in the clouds its pod's name in the headless Service).
@@ -220,6 +228,12 @@ class Supercluster:
                     }
                 ),
                 "COLLECT_SECONDS": "1",
+                # The files each server loads, to tell whether it loaded them: locally its
+                # own nats.conf; seen as they are written (no kubelet between), so a server
+                # is behind once it missed a change for 5 s.
+                "WATCH_CONFIG": f"{region.workdir}/{{pod}}/nats.conf",
+                "RELOAD_GRACE_SECONDS": "5",
+                "RELOAD_SPREAD_SECONDS": "0",
             },
             app_name=f"{name}-control",
         )
@@ -448,6 +462,9 @@ class Supercluster:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         self.services.clear()
+        for reloader in self.reloaders.values():
+            reloader.stop()
+        self.reloaders.clear()
         for region in self.regions.values():
             region.stop()
         if self.links is not None:

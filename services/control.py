@@ -44,6 +44,8 @@ from services import logs, metrics
 from services.config_check import ConfigChecker
 from services.connect import connect, stop_within
 from services.control_put import ChangeFailed, PutTransaction, Timing, pending_changes
+from services.put_watch import NOTHING_TO_LOAD, PendingWatches
+from services.reload_watch import ReloadWatch
 from services.runtime_store import RuntimeStore, store_from
 from services.server_links import ServerLinks
 from services.settings import ControlSettings, NatsSettings
@@ -53,9 +55,11 @@ REPLY_PREFIXES = ("_INBOX.system.", IMPORT_REPLIES.removesuffix(">"))
 PINGS = ("varz", "routez", "gatewayz", "jsz", "healthz")
 MAX_WAITING_READS = 64
 PENDING_NOTE = (
-    "stored in the ConfigMap; the kubelet copies it into the servers' pods within a minute or "
-    "two and the chart's reloader reloads them. This service watches the servers and records "
-    "the outcome (applied, or rolled back and why) in config.get's history under this change."
+    "stored in the ConfigMap; the kubelet copies it into the servers' pods at its next sync "
+    "(within 90 s) and the chart's reloader, seeing the files' content changed, has each server "
+    "reload. This service watches the servers and records the outcome (applied, or rolled back "
+    "and why) in config.get's history under this change; a later put before then takes the "
+    "watch over."
 )
 
 Work = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -90,6 +94,7 @@ class Control:
         timing: Timing | None = None,
         max_waiting_reads: int = MAX_WAITING_READS,
         links: ServerLinks | None = None,
+        reloads: ReloadWatch | None = None,
     ) -> None:
         self.client = client
         self.cluster = cluster
@@ -109,6 +114,8 @@ class Control:
             timing=timing or Timing(),
             links=links,
         )
+        self.watches = PendingWatches(self.transaction, self.spawn)
+        self.reloads = reloads
         self.known_regions = tuple(gateway_pins or {})
         metrics.control_ready(cluster)
         self.refusals = logs.Throttle(logger)
@@ -146,7 +153,7 @@ class Control:
         self.waiting_reads += 1
         self.spawn(self._serve(request, work, who), read=True)
 
-    def spawn(self, work: Awaitable[None], *, read: bool = False) -> None:
+    def spawn(self, work: Awaitable[None], *, read: bool = False) -> asyncio.Task[None]:
         async def run() -> None:
             try:
                 await work
@@ -157,6 +164,7 @@ class Control:
         task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _serve(self, request: Request, work: Work, who: str, *, read: bool = True) -> None:
         try:
@@ -227,7 +235,12 @@ class Control:
                 "reload": "by request" if self.reload_by_request else "by the chart's reloader",
             }
             if not self.reload_by_request:
-                self.spawn(self.transaction.watch(written))
+                if await self.watches.start(written) == APPLIED:
+                    return {
+                        **answer,
+                        "outcome": APPLIED,
+                        "applied": {**entry, "outcome": NOTHING_TO_LOAD},
+                    }
                 return {**answer, "outcome": PENDING, "applied": entry, "pending": PENDING_NOTE}
             result = await self.transaction.apply_by_request(written)
         logs.event(self.logger, "runtime change applied", change=written.change, **result)
@@ -252,6 +265,9 @@ class Control:
             else:
                 metrics.REGION_HEALTH.update(health)
                 gathered_once = True
+                if self.reloads is not None:
+                    stale = await asyncio.to_thread(self.reloads.stale, replies.varz)
+                    metrics.CONFIG_STALE.update(self.cluster, stale)
             await asyncio.sleep(every)
 
     async def resume(self) -> None:
@@ -303,6 +319,15 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
         gateway_pins=control.gateway_pins,
         timing=Timing(verify=control.verify_seconds, pending=control.pending_seconds),
         links=ServerLinks(settings, server_urls(control.server_urls), logger),
+        reloads=ReloadWatch(
+            control.cluster,
+            control.watch_config,
+            grace=control.reload_grace_seconds,
+            spread=control.reload_spread_seconds,
+            logger=logger,
+        )
+        if control.watch_config
+        else None,
     )
     micro = await nats.micro.add_service(
         client,

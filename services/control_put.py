@@ -3,9 +3,13 @@ own parser) before it is stored, stored only over the version it was computed fr
 verified from the servers' own reports, and rolled back when verification fails.
 
 Locally the service reloads the servers itself and answers with the outcome. In the clouds the
-files reach the pods when the kubelet next syncs the ConfigMap (up to a minute or two) and the
-chart's reloader reloads them: the answer says the change is pending, and a watcher records
-what became of it (applied, or rolled back and why) in the history config.get shows."""
+files reach each pod when its kubelet next syncs it (within 90 s), and the chart's reloader
+sends the server SIGHUP only when a file's content differs from what it last signalled for
+(infra/reload_check.py has the sources): a put that leaves the servers' files as they are is
+recorded applied at once (services/put_watch.py), any other answers that it is pending, and a
+watch records what became of it (applied, or rolled back and why) in the history config.get
+shows. Whether a server did load its files, whoever reloaded it, is for
+services/reload_watch.py to tell."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from infra.runtime_checks import (
 from infra.runtime_config import (
     APPLIED,
     PENDING,
+    ROLLED_BACK,
     SUPERSEDED,
     Put,
     PutError,
@@ -260,12 +265,14 @@ class PutTransaction:
             route_urls=route_urls(before.routes) if before.routes is not None else None,
         )
 
-    async def watch(self, written: Written) -> None:
-        """The clouds: until the servers load the ConfigMap and show the change, then record
-        it applied; or roll it back and record why. A watch that fails (the API server gone)
-        is logged and, where the store still answers, recorded as not confirmed."""
+    async def watch(self, written: Written) -> str:
+        """The clouds (services/put_watch.py decides what to watch): until the servers load
+        the ConfigMap and show the change, then record it applied; or roll it back and record
+        why. What became of it: applied, rolled back, superseded or not confirmed. A watch
+        that fails (the API server gone) is logged and, where the store still answers,
+        recorded as not confirmed."""
         try:
-            await self._watch(written)
+            return await self._watch(written)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -276,17 +283,18 @@ class PutTransaction:
                 await self.record(
                     written.change, f"not confirmed: watching it failed ({type(error).__name__})"
                 )
+            return "not confirmed"
 
-    async def _watch(self, written: Written) -> None:
+    async def _watch(self, written: Written) -> str:
         found = await self.verified(written.expectation, written.servers, self.timing.pending)
         if not found:
             await self.record(written.change, APPLIED)
             logs.event(self.logger, "runtime change applied", change=written.change)
-            return
+            return APPLIED
         why = "; ".join(found)
         if not await self.roll_back(written, f"{why} within {self.timing.pending:g} s"):
             logs.event(self.logger, "runtime change superseded", change=written.change, why=why)
-            return
+            return SUPERSEDED
         logs.event(self.logger, "runtime change rolled back", change=written.change, why=why)
         still = await self.verified(self._restored(written), written.servers, self.timing.pending)
         if still:
@@ -294,6 +302,7 @@ class PutTransaction:
                 "the rollback has not taken effect",
                 extra={"fields": {"change": written.change, "problems": still}},
             )
+        return ROLLED_BACK
 
     async def roll_back(self, written: Written, why: str) -> bool:
         """Restore the routes and cut of before the change, over the store's current version.

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from infra.region_health import FAMILIES, Sample
+from infra.reload_check import STALE_FAMILY, STALE_HELP, STALE_LABELS
 from services.settings import MetricsSettings
 
 # Calculators: what they were asked, what they refused, how long an answer took.
@@ -112,6 +113,28 @@ class RegionHealth(Collector):
 
 REGION_HEALTH = RegionHealth()
 REGISTRY.register(REGION_HEALTH)
+
+
+class ConfigStale(Collector):
+    """How long each server of the region has been behind its files (services/reload_watch.py),
+    as last computed: a server that no longer answers has no series."""
+
+    def __init__(self) -> None:
+        self.region = ""
+        self.values: dict[str, float] = {}
+
+    def update(self, region: str, values: dict[str, float]) -> None:
+        self.region, self.values = region, dict(values)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(STALE_FAMILY, STALE_HELP, labels=list(STALE_LABELS))
+        for server, seconds in sorted(self.values.items()):
+            family.add_metric([self.region, server], seconds)
+        yield family
+
+
+CONFIG_STALE = ConfigStale()
+REGISTRY.register(CONFIG_STALE)
 
 
 def serve(settings: MetricsSettings) -> None:

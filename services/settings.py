@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.identities import MATH_OPERATIONS
+from infra.reload_check import GRACE_SECONDS, SPREAD_SECONDS
 from infra.runtime_checks import server_urls
 from infra.runtime_config import parse_pins
 
@@ -178,7 +179,11 @@ class ControlSettings:
     rolled back; PENDING_SECONDS: the same for a change the ConfigMap carries; SERVER_URLS:
     how to reach each server itself (a `{pod}` template or a JSON object; services/
     server_links.py); COLLECT_SECONDS: how often it gathers the region's health for its
-    metrics (infra/region_health.py)."""
+    metrics (infra/region_health.py); WATCH_CONFIG: the servers' nats.conf as this service
+    sees it (`{pod}` for a server's own; "" watches nothing), whose files it compares with what
+    each server loaded; RELOAD_GRACE_SECONDS and RELOAD_SPREAD_SECONDS: how long a server may
+    take to load changed files, and how much earlier its pod may have them than this service's
+    (infra/reload_check.py)."""
 
     cluster: str
     store: str
@@ -188,6 +193,9 @@ class ControlSettings:
     pending_seconds: int = 300
     server_urls: str = ""
     collect_seconds: int = 15
+    watch_config: str = ""
+    reload_grace_seconds: int = GRACE_SECONDS
+    reload_spread_seconds: int = SPREAD_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ControlSettings:
@@ -214,4 +222,7 @@ class ControlSettings:
             pending_seconds=_int(env, "PENDING_SECONDS", 300, 10, 3600),
             server_urls=env.get("SERVER_URLS", ""),
             collect_seconds=_int(env, "COLLECT_SECONDS", 15, 1, 300),
+            watch_config=env.get("WATCH_CONFIG", ""),
+            reload_grace_seconds=_int(env, "RELOAD_GRACE_SECONDS", GRACE_SECONDS, 1, 3600),
+            reload_spread_seconds=_int(env, "RELOAD_SPREAD_SECONDS", SPREAD_SECONDS, 0, 3600),
         )

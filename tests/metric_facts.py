@@ -158,6 +158,13 @@ SERVICES: tuple[Fact, ...] = (
     Fact(
         "supercluster_tls_cert_not_after_seconds", _labels("region", "server", "listener"), _HEALTH
     ),
+    Fact(
+        "supercluster_server_config_stale_seconds",
+        _labels("region", "server"),
+        "services/reload_watch.py and infra/reload_check.py (the control service): the "
+        "servers' files against /varz config_load_time, nats-server v2.14.2 "
+        "server/monitor.go:1810, set only by a reload that worked (server/reload.go:1481)",
+    ),
 )
 
 # Labels Prometheus adds to every series of a target. `job` and `instance` always (and the

@@ -207,13 +207,18 @@ CASES: dict[str, tuple[Case, Case]] = {
         ),
         quiet({f"supercluster_control_rollbacks_total{{{EAST}}}": "0x20"}, "8m"),
     ),
-    "ControlReloadFailures": (
+    "NatsServerConfigStale": (
+        # behind since its files changed (the gauge starts past the control's 120 s grace)
         fires(
-            {f"supercluster_control_reload_failures_total{{{EAST}}}": "0x5 2x15"},
-            "8m",
-            {"region": "east"},
+            {f"supercluster_server_config_stale_seconds{{{EAST},{SERVER}}}": "0x5 120+60x15"},
+            "10m",
+            {"region": "east", "server": "aws-us-east-1-east-0"},
         ),
-        quiet({f"supercluster_control_reload_failures_total{{{EAST}}}": "0x20"}, "8m"),
+        # behind for a minute (its reload came late), then current again: shorter than `for`
+        quiet(
+            {f"supercluster_server_config_stale_seconds{{{EAST},{SERVER}}}": "0x5 120 0x14"},
+            "10m",
+        ),
     ),
     "NatsServerRestarting": (
         # three starts after the first (Unix milliseconds, as the exporter sets them), the

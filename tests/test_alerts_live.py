@@ -3,12 +3,15 @@ services (the control services, the calculators, a recorder) once a second and e
 services' rules with their windows divided by 30 (localnet/prometheus.py). East cuts west off
 its gateways through its control service: NatsGatewayDown fires for both sides and resolves
 when the cut is lifted. The recorder is killed: RecorderDown fires and resolves when a new one
-serves. The exporter's own alerts cannot run here (no exporter on this machine); their
-promtool cases are in tests/test_alert_rules.py."""
+serves. On the clouds' reload path (the stand-in for the kubelet and the chart's reloader), a
+server is given a file it cannot load: NatsServerConfigStale fires for it alone and resolves
+once it restarts with good files. The exporter's own alerts cannot run here (no exporter on
+this machine); their promtool cases are in tests/test_alert_rules.py."""
 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +19,10 @@ import pytest
 from localnet.demo import Supercluster
 from localnet.prometheus import LOCAL_SCALE, LocalPrometheus
 from localnet.rehearsals.common import wait_until
-from tests.control_live import call, whole
+from localnet.reloader import ConfigMapReloader
+from tests.control_live import call, server_name, whole
+
+pytestmark = pytest.mark.live
 
 pytestmark = pytest.mark.live
 
@@ -130,4 +136,60 @@ def test_a_killed_recorder_fires_and_resolves(
     print(
         f"recorder killed: RecorderDown firing {fired:.1f} s after SIGKILL "
         f"(for: {60 * LOCAL_SCALE:g} s), resolved {resolved:.1f} s after a new recorder started"
+    )
+
+
+def test_a_server_that_cannot_load_its_files_fires_and_resolves(
+    watched: tuple[Supercluster, LocalPrometheus],
+) -> None:
+    """east-0's own nats.conf made unparseable under the reloader stand-in: the reloader
+    signals, the reload fails (nats-server only logs it), and the control service, comparing
+    the files with each server's `config_load_time`, reports east-0 behind, growing, and no
+    other server; restarted with good files, it is current again."""
+    cluster, prometheus = watched
+    east = cluster.regions["east"]
+    conf = east.workdir / east.spec.names.pod(0) / "nats.conf"
+    good = conf.read_text()
+    server = server_name(east, 0)
+    gauge = f'supercluster_server_config_stale_seconds{{region="east",server="{server}"}}'
+
+    def behind() -> float:
+        found = prometheus.query(gauge)
+        return float(found[0]["value"][1]) if found else -1.0
+
+    # after the puts of the tests before (request path: written, reloaded, the outcome
+    # written again), every server is current
+    every = 'supercluster_server_config_stale_seconds{region="east"} == 0'
+    wait_until(lambda: len(prometheus.query(every)) == 3, 30, "east's servers reported current")
+    try:
+        with ConfigMapReloader(east, delay=1.0) as reloader:
+            began = time.monotonic()
+            conf.write_text(good + "this is not a configuration\n")
+            wait_until(lambda: reloader.signalled(0) != [], 10, "east-0 signalled")
+            (signal_,) = reloader.signalled(0)
+            assert "Parse error" in str(signal_.outcome)
+            wait_until(
+                lambda: prometheus.firing("NatsServerConfigStale", region="east", server=server),
+                FIRES_WITHIN,
+                "NatsServerConfigStale for east-0",
+            )
+            fired = time.monotonic() - began
+            first = behind()
+            time.sleep(2.5)
+            assert behind() > first > 0
+            others = prometheus.query('supercluster_server_config_stale_seconds{region="east"} > 0')
+            assert [s["metric"]["server"] for s in others] == [server]
+    finally:
+        conf.write_text(good)
+        east.restart_server(0)
+    restarted = time.monotonic()
+    resolved = wait_until(
+        lambda: behind() == 0 and not prometheus.firing("NatsServerConfigStale"),
+        FIRES_WITHIN,
+        "NatsServerConfigStale resolved",
+    )
+    print(
+        f"east-0 given a file it cannot load: NatsServerConfigStale firing {fired:.1f} s after "
+        f"the write (grace 5 s, for: {2 * 60 * LOCAL_SCALE:g} s), resolved "
+        f"{time.monotonic() - restarted:.1f} s after the restart ({resolved:.1f} s of waiting)"
     )

@@ -57,6 +57,7 @@ def exposed() -> dict[str, frozenset[str]]:
     metrics.REQUESTER_ERRORS.labels("east", "add", "failed")
     metrics.REQUESTER_SECONDS.labels("east", "add", "in_region").observe(0.01)
     metrics.REGION_HEALTH.update(region_health(_replies(), "east", ["west"], 1.0))
+    metrics.CONFIG_STALE.update("east", {"aws-us-east-1-east-0": 0.0})
     found: dict[str, frozenset[str]] = {}
     text = generate_latest(REGISTRY).decode()
     for family in text_string_to_metric_families(text):

@@ -67,8 +67,19 @@ def test_the_control_service_may_touch_that_one_config_map_and_nothing_else(
     assert env["SERVER_URLS"] == "tls://{pod}.east-headless.nats.svc:4222"
     dns, _ = sans(server_certificate(east))
     assert "*.east-headless.nats.svc" in dns
-    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
-    assert secrets == {"nats-client-control"}  # only its own identity
+    secrets = {
+        v["secret"]["secretName"]: [i["key"] for i in v["secret"].get("items", [])]
+        for v in pod["volumes"]
+        if "secret" in v
+    }
+    # its own identity whole; of the servers' Secrets only what is public, to see whether the
+    # servers loaded them (tests/test_reloader_facts.py)
+    assert secrets == {
+        "nats-client-control": [],
+        "east-server-tls": ["tls.crt"],
+        "nats-ca": ["ca.crt"],
+    }
+    assert env["WATCH_CONFIG"] == "/etc/nats-config/nats.conf"
     assert depends_on(east, control, named(east, RELEASE, "-nats-release"))
 
 
