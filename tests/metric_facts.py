@@ -141,6 +141,7 @@ SERVICES: tuple[Fact, ...] = (
         "supercluster_tls_cert_not_after_seconds", _labels("region", "server", "listener"), _HEALTH
     ),
     Fact("supercluster_server_start_time_seconds", _labels("region", "server"), _HEALTH),
+    Fact("supercluster_recorder_held_seconds", _labels("region"), _SERVICES),
 )
 
 # Labels Prometheus adds to every series of a target. `job` and `instance` always (and the
