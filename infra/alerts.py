@@ -243,6 +243,17 @@ ALERTS: tuple[Alert, ...] = (
         APPLICATION_RUNBOOK,
         windows={"run": 15 * _MINUTE},
     ),
+    Alert(
+        "RecorderStuck",
+        "max by (region) (supercluster_recorder_held_seconds) > 0",
+        5 * _MINUTE,
+        "critical",
+        "The recorder in {{ $labels.region }} has held a batch for 5 minutes",
+        "The recorder runs but cannot store the batch it holds (the database is out, or refuses "
+        "even a dead letter): nothing is recorded; the answers wait in the stream, and its "
+        "consumer's backlog is not counted while the batch is held.",
+        APPLICATION_RUNBOOK,
+    ),
 )
 
 

@@ -40,7 +40,8 @@ async def _requester() -> int:
 
 
 async def _recorder() -> int:
-    from services.recorder import Database, MySql, Sqlite, serve  # noqa: PLC0415
+    from services.recorder import serve  # noqa: PLC0415
+    from services.recorder_db import Database, MySql, Sqlite  # noqa: PLC0415
 
     settings = NatsSettings.from_env("recorder")
     database = RecorderSettings.from_env()

@@ -57,7 +57,8 @@ REQUESTER_UNPUBLISHED = Counter(
     "Answers JetStream did not take within the retry budget (logged whole to republish)",
     ["region"],
 )
-# The recorder: rows stored, messages dead-lettered, what its consumer still holds.
+# The recorder: rows stored, messages dead-lettered, what its consumer still holds, how long
+# it has held a batch it could not store.
 RECORDER_STORED = Counter(
     "supercluster_recorder_stored", "Answers stored in the database", ["region"]
 )
@@ -69,6 +70,12 @@ RECORDER_DEAD_LETTERS = Counter(
 RECORDER_PENDING = Gauge(
     "supercluster_recorder_consumer_pending",
     "Messages the recorder's consumer has not delivered yet, as of the last fetch",
+    ["region"],
+)
+RECORDER_HELD = Gauge(
+    "supercluster_recorder_held_seconds",
+    "How long the recorder has held the batch it cannot store yet (or waited for its database "
+    "at start); 0 when it holds none",
     ["region"],
 )
 # The control service: puts by outcome, rollbacks (by request or after a pending change did
@@ -158,6 +165,7 @@ def recorder_ready(region: str) -> None:
     RECORDER_STORED.labels(region)
     RECORDER_DEAD_LETTERS.labels(region)
     RECORDER_PENDING.labels(region)
+    RECORDER_HELD.labels(region)
 
 
 def control_ready(region: str) -> None:

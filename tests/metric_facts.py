@@ -165,6 +165,7 @@ SERVICES: tuple[Fact, ...] = (
         "servers' files against /varz config_load_time, nats-server v2.14.2 "
         "server/monitor.go:1810, set only by a reload that worked (server/reload.go:1481)",
     ),
+    Fact("supercluster_recorder_held_seconds", _labels("region"), _SERVICES),
 )
 
 # Labels Prometheus adds to every series of a target. `job` and `instance` always (and the

@@ -282,6 +282,19 @@ CASES: dict[str, tuple[Case, Case]] = {
             "5m",
         ),
     ),
+    "RecorderStuck": (
+        # the database gone: one batch held from minute 6 on
+        fires(
+            {f"supercluster_recorder_held_seconds{{{EAST}}}": "0x5 30+60x15"},
+            "15m",
+            {"region": "east"},
+        ),
+        # a database restart: the batch held for four minutes, then stored
+        quiet(
+            {f"supercluster_recorder_held_seconds{{{EAST}}}": "0x5 30 90 150 210 0x10"},
+            "15m",
+        ),
+    ),
 }
 
 

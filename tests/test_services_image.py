@@ -40,6 +40,8 @@ def test_the_copied_files_are_enough_to_import_every_program(tmp_path: Path) -> 
         "services.calculator",
         "services.requester",
         "services.recorder",
+        "services.recorder_db",
+        "services.recorder_rows",
         "services.health",
         "services.control",
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import ssl
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ from infra.pki import ca_spec, client_spec
 from localnet.pki import issue, issue_ca
 from services.calculator import Refusal, Unanswerable, calculate, reply
 from services.health import fresh
-from services.recorder import Answer, Poison, Sqlite, parse
 from services.requester import Summary, answer_subject, plan, with_retries
 from services.settings import NatsSettings, RecorderSettings, RequesterSettings, SettingsError
 from services.tls_files import TlsFiles
@@ -79,60 +77,6 @@ def test_the_plan_is_deterministic_with_unique_ids() -> None:
     assert all(p.b != 0 for p in first)
 
 
-GOOD_ANSWER = {
-    "request_id": "r",
-    "op": "add",
-    "a": 1,
-    "b": 2,
-    "result": 3,
-    "served_by": "east",
-    "requested_in": "west",
-}
-
-
-def _answer(**changes: object) -> bytes:
-    return json.dumps({**GOOD_ANSWER, **changes}).encode()
-
-
-def test_recorder_parses_answers() -> None:
-    parsed = parse(7, "answers.significant", _answer(), 1)
-    assert isinstance(parsed, Answer)
-    assert parsed.row() == (7, "answers.significant", "r", "add", 1.0, 2.0, 3.0, "east", "west")
-
-
-@pytest.mark.parametrize(
-    ("payload", "says"),
-    [
-        (b"{", "JSONDecodeError"),
-        (b"[1]", "not a JSON object but list"),
-        (b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
-        (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "RecursionError"),
-        (b'{"a": "\xc3\x28"}', "UnicodeDecodeError"),
-        (json.dumps({"op": "add"}).encode(), "missing field 'request_id'"),
-        (_answer(result="3"), "result is not a number: str"),
-        (_answer(a=True), "a is not a number: bool"),
-        (_answer(b=None), "b is not a number: NoneType"),
-        (_answer().replace(b'"result": 3', b'"result": NaN'), "not a finite number"),
-        (_answer().replace(b'"a": 1', b'"a": -Infinity'), "not a finite number"),
-        (_answer().replace(b'"a": 1', b'"a": 1' + b"0" * 400), "OverflowError"),
-        (_answer(request_id="x" * 65), "request_id is longer than 64"),
-        (_answer(op=["add"]), "op is not a string: list"),
-        (_answer(served_by="é" * 65), "served_by is longer than 64"),
-    ],
-)
-def test_recorder_names_every_message_it_cannot_store(payload: bytes, says: str) -> None:
-    poison = parse(8, "answers.throwaway", payload, 2)
-    assert isinstance(poison, Poison)
-    assert says in poison.error
-    assert (poison.stream_seq, poison.deliveries, poison.payload) == (8, 2, payload)
-
-
-def test_recorder_refuses_a_subject_its_column_cannot_hold() -> None:
-    poison = parse(9, "answers." + "x" * 60, _answer(), 1)
-    assert isinstance(poison, Poison)
-    assert "subject longer than 64" in poison.error
-
-
 def test_settings_errors_name_the_variable(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="NATS_URL is required"):
         NatsSettings.from_env("requester", {})
@@ -157,40 +101,6 @@ def test_liveness_follows_the_heartbeat_file(tmp_path: Path) -> None:
     beat.touch()
     assert fresh(beat, 30)
     assert not fresh(beat, 30, now=beat.stat().st_mtime + 31)
-
-
-def test_the_embedded_database_is_idempotent_per_stream_sequence(tmp_path: Path) -> None:
-    db = Sqlite(str(tmp_path / "answers.db"))
-    db.ensure_schema()
-    answer = Answer(1, "answers.significant", ("r", "add", 1.0, 2.0, 3.0, "east", "east"))
-    db.write([answer], [Poison(2, "answers.throwaway", b"{", "JSONDecodeError", 1)])
-    db.write([answer], [])  # a redelivery
-    connection = sqlite3.connect(tmp_path / "answers.db")
-    assert connection.execute("SELECT COUNT(*) FROM answers").fetchone() == (1,)
-    assert connection.execute("SELECT COUNT(*) FROM dead_letters").fetchone() == (1,)
-    assert db.classify(sqlite3.OperationalError("database is locked")) == "outage"
-    assert db.classify(ValueError("something unknown")) == "outage"  # held, never dropped
-    db.close()
-
-
-@pytest.mark.parametrize(
-    ("values", "constraint"),
-    [
-        (("r", "add", float("nan"), 2.0, 3.0, "east", "east"), "NOT NULL"),
-        (("r" * 65, "add", 1.0, 2.0, 3.0, "east", "east"), "CHECK"),
-    ],
-)
-def test_the_embedded_database_refuses_what_its_columns_cannot_hold(
-    tmp_path: Path, values: tuple[object, ...], constraint: str
-) -> None:
-    """Only the key makes a write idempotent: any other error reaches the recorder, which
-    dead-letters the row (INSERT OR IGNORE used to drop such a row without a trace)."""
-    db = Sqlite(str(tmp_path / "answers.db"))
-    db.ensure_schema()
-    with pytest.raises(sqlite3.IntegrityError, match=constraint) as refused:
-        db.write([Answer(1, "answers.significant", values)], [])
-    assert db.classify(refused.value) == "refused"
-    db.close()
 
 
 def test_the_recorder_database_driver_is_validated() -> None:
