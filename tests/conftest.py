@@ -12,7 +12,7 @@ from offline.evaluate import Evaluation, evaluate_in_order, qualified
 from offline.monitor import Registration
 from offline.stack_files import load_stack_config, project_name, stack_names
 
-pytest_plugins = ("tests.lanes",)
+pytest_plugins = ("tests.lanes", "tests.distribution")
 
 if TYPE_CHECKING:
     from localnet.demo import Supercluster
