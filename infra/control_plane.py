@@ -8,7 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.nats_values import CLIENT_PORT, RegionNames
+from infra.nats_values import CLIENT_PORT, CLUSTER_PORT, RegionNames
+from infra.region_servers import servers_setting
 from infra.runtime_config import RuntimeState, runtime_files
 from infra.workloads import Program, app_labels, service_pod
 
@@ -47,10 +48,15 @@ def control_account_name(names: RegionNames) -> str:
 
 
 def control_deployment(
-    names: RegionNames, image: str, region: str, gateway_pins: Mapping[str, Sequence[str]]
+    names: RegionNames,
+    image: str,
+    region: str,
+    gateway_pins: Mapping[str, Sequence[str]],
+    servers: Sequence[str],
 ) -> dict[str, Any]:
     """`gateway_pins`: the known regions' server keys (infra.peers.gateway_pins), what a cut
-    pins; they are public keys, so plain in the environment."""
+    pins; they are public keys, so plain in the environment. `servers`: the release's server
+    names (a scale changes them, and so rolls this Deployment with the new list)."""
     labels = app_labels(f"{names.cluster}-{CONTROL}", region)
     program = Program(
         CONTROL,
@@ -67,6 +73,10 @@ def control_deployment(
             # Each server itself, by its pod's name in the headless Service (which every
             # server certificate carries), so reloads never depend on the routes they change.
             {"name": "SERVER_URLS", "value": server_urls_template(names)},
+            # The region's servers, so a put expects every one, answering or not, and the
+            # namespace the names of their routes carry.
+            {"name": "SERVERS", "value": servers_setting(servers, CLUSTER_PORT)},
+            {"name": "NAMESPACE", "value": names.namespace},
         ],
     )
     pod = service_pod(names, program, image, region, labels)
