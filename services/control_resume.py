@@ -1,8 +1,9 @@
 """A change left pending by an earlier run of the control service, resolved before any new put
 (locally) by what the servers actually run (infra/pending_change.py): recorded applied only
 when every server loaded it and shows it; otherwise the stored state goes back to what it was
-before that change, the servers that loaded it are reloaded back (locally; in the clouds the
-chart's reloader applies the restored files), and the history says why. So a change that was
+before that change, the servers are reloaded into it, so those that loaded the change go back
+(locally; in the clouds the chart's reloader applies the restored files), and the history
+says why. So a change that was
 never confirmed is neither recorded applied nor left stored for the next put to apply."""
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ async def resume(transaction: PutTransaction, *, by_request: bool) -> None:
     if not recorded_before(entry):
         await transaction.settle(change, NOT_RECORDED)
         return
+    before = before_of(entry)
+    if before.servers_see() == state.servers_see():
+        await transaction.settle(change, APPLIED + ": nothing for the servers to load")
+        return
     budget = Budget.starting()
     replies, servers, _ = await transaction.region()
     connected = connected_regions(replies, transaction.cluster)
@@ -49,7 +54,6 @@ async def resume(transaction: PutTransaction, *, by_request: bool) -> None:
         "the control service restarted while it was pending, and the servers do not run it: "
         + "; ".join(found)
     )
-    before = before_of(entry)
     written = Written(change, before, state, "", servers, expectation)
     if not await transaction.roll_back(written, why):
         return
