@@ -6,32 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.put_budget import PUT_SECONDS, QUEUE_SECONDS
-from infra.runtime_checks import server_urls
 from infra.runtime_config import parse_put
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
-from localnet.region import LOOPBACK, LocalRegion
+from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
-from services.config_check import ConfigChecker
-from services.control import ping
-from services.control_put import ChangeFailed, PutTransaction, Timing
-from services.runtime_store import FileStore
-from services.server_links import ServerLinks
-from services.settings import NatsSettings
+from services.control_put import ChangeFailed, Timing
 from tests.control_live import ADMIN_DN, base_routes, call, gateways, meshed, server_name, whole
+from tests.control_steps import bystander, outcome_of, paused, put_at, state_of, transaction
 
 pytestmark = pytest.mark.live
 
@@ -45,29 +36,8 @@ def _files(region: LocalRegion) -> dict[str, str]:
     return {name: (region.runtime_dir / name).read_text() for name in FILES}
 
 
-def _state(region: LocalRegion) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads((region.runtime_dir / "state.json").read_text())
-    return found
-
-
-async def _put_at(region: LocalRegion, body: Any, server: int = 0) -> tuple[bool, Any]:
-    """A put as the admin, through one server (not the load balancer, which may pick a paused
-    one); (True, answer) or (False, the service's error)."""
-    client = await connect_as(region, "admin", server=server)
-    try:
-        message = await client.request(
-            f"supercluster.{region.name}.config.put", json.dumps(body).encode(), timeout=90
-        )
-    finally:
-        await client.close()
-    headers = message.headers or {}
-    if headers.get("Nats-Service-Error-Code"):
-        return False, headers.get("Nats-Service-Error")
-    return True, json.loads(message.data)
-
-
 def _put(region: LocalRegion, body: Any) -> tuple[bool, Any]:
-    return asyncio.run(_put_at(region, body))
+    return asyncio.run(put_at(region, body))
 
 
 def _put_base(region: LocalRegion) -> None:
@@ -75,82 +45,9 @@ def _put_base(region: LocalRegion) -> None:
     assert ok, answer
 
 
-def _service_server(region: LocalRegion) -> int | None:
-    """The server the region's control service is connected to (its own connection, not its
-    links to each server)."""
-    for ordinal in range(region.spec.replicas):
-        connz = region.monitor(ordinal, "connz")
-        if any(c.get("name") == f"control@{region.name}" for c in connz.get("connections") or []):
-            return ordinal
-    return None
-
-
-def _bystander(region: LocalRegion) -> int:
-    """A server neither this test's clients (on server 0) nor the control service use."""
-    return 1 if _service_server(region) == 2 else 2
-
-
-@contextmanager
-def paused(region: LocalRegion, ordinal: int) -> Iterator[None]:
-    """The server stopped (SIGSTOP): it holds its connections and answers nothing."""
-    process = region.processes[ordinal]
-    assert process is not None
-    os.killpg(process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(process.pid, signal.SIGCONT)
-
-
-@asynccontextmanager
-async def transaction(
-    cluster: Supercluster, region: LocalRegion, timing: Timing
-) -> AsyncIterator[PutTransaction]:
-    """A put's steps in this process, as the region's control service runs them (its identity,
-    its store, its connection straight to each server), to stop or disturb it between steps."""
-    client = await connect_as(region, "control", server=0, allow_reconnect=True)
-    cert, key, ca = region.client_files("control")
-    settings = NatsSettings(
-        url=f"tls://{LOOPBACK}:{region.ports[0].client}",
-        ca_file=ca,
-        cert_file=cert,
-        key_file=key,
-        tls_hostname=region.spec.endpoint,
-        identity="control",
-        region=region.name,
-        health_file=Path(os.devnull),
-    )
-    urls = {
-        region.spec.names.pod(i): f"tls://{LOOPBACK}:{p.client}" for i, p in enumerate(region.ports)
-    }
-    logger = logging.getLogger("control-outsider-test")
-    links = ServerLinks(settings, server_urls(json.dumps(urls)), logger)
-    found = PutTransaction(
-        client,
-        region.name,
-        store=FileStore(region.runtime_dir),
-        checker=ConfigChecker(region.name),
-        ping=lambda kinds: ping(client, 1.0, kinds),
-        logger=logger,
-        gateway_pins={n: [r.gateway_pin()] for n, r in cluster.regions.items()},
-        timing=timing,
-        links=links,
-    )
-    try:
-        yield found
-    finally:
-        await links.close()
-        await client.close()
-
-
-def _outcome(region: LocalRegion, change: str) -> str:
-    (entry,) = [h for h in _state(region)["history"] if h.get("change") == change]
-    return str(entry["outcome"])
-
-
 def _lift_cut(cluster: Supercluster, region: LocalRegion) -> None:
     """Whatever a test or the code under test left, the shared cluster whole again."""
-    if _state(region)["cut_gateways"] or not whole(cluster):
+    if state_of(region)["cut_gateways"] or not whole(cluster):
         ok, answer = call(region, "admin", "config.put", {"cut_gateways": []}, wait=15)
         assert ok, answer
     wait_until(lambda: whole(cluster), 30, "every region gatewayed both ways")
@@ -165,7 +62,7 @@ def test_a_forced_cut_while_a_server_is_paused_is_not_applied(
     east = control_cluster.regions["east"]
     _put_base(east)
     before = _files(east)
-    silent = _bystander(east)
+    silent = bystander(east)
     name = server_name(east, silent)
     try:
         with paused(east, silent):
@@ -194,7 +91,7 @@ def test_routes_leaving_out_a_paused_server_are_refused_as_while_it_runs(
     east = control_cluster.regions["east"]
     _put_base(east)
     before = _files(east)
-    silent = _bystander(east)
+    silent = bystander(east)
     name = server_name(east, silent)
     others = [r for i, r in enumerate(base_routes(east)) if i != silent]
     try:
@@ -223,7 +120,7 @@ def test_a_server_silent_after_the_check_rolls_the_put_back_within_the_budget(
     east = control_cluster.regions["east"]
     _put_base(east)
     before = _files(east)
-    silent = _bystander(east)
+    silent = bystander(east)
 
     async def run() -> tuple[str, float]:
         async with transaction(control_cluster, east, Timing(verify=5)) as steps:
@@ -268,15 +165,15 @@ def test_a_change_left_pending_by_a_killed_service_is_verified_before_it_is_reco
         service = control_cluster.services["control-east"]
         os.killpg(service.pid, signal.SIGKILL)
         service.wait(timeout=10)
-        assert _outcome(east, change) == "pending"
+        assert outcome_of(east, change) == "pending"
         assert east.reload(0) is None  # east-0 alone loaded it before the kill
         wait_until(lambda: "west" not in gateways(east, 0), 20, "east-0 cut from west")
         control_cluster.start_control("east")
-        wait_until(lambda: _outcome(east, change) != "pending", 60, "the change resolved")
-        outcome = _outcome(east, change)
+        wait_until(lambda: outcome_of(east, change) != "pending", 60, "the change resolved")
+        outcome = outcome_of(east, change)
         assert outcome.startswith("rolled back: "), outcome
         assert _files(east) == before
-        assert _state(east)["cut_gateways"] == []
+        assert state_of(east)["cut_gateways"] == []
         wait_until(lambda: whole(control_cluster), 30, "east and west gatewayed both ways")
         ok, routes = call(east, "admin", "config.put", {"routes": None}, wait=15)
         assert ok, routes
