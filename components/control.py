@@ -16,7 +16,7 @@ from pulumi_kubernetes.rbac.v1 import Role, RoleBinding, RoleRefArgs, SubjectArg
 from infra.config import StackConfig
 from infra.control_plane import control_account_name, control_deployment, control_role
 from infra.monitoring import Scraping, scraped
-from infra.nats_values import RegionNames
+from infra.nats_values import RegionNames, server_name_prefix
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,12 @@ class RegionControl(pulumi.ComponentResource):
             opts=on_cluster,
         )
         scraping = Scraping.of(cfg.monitoring)
+        prefix = server_name_prefix(cfg.cloud, cfg.region)
+        servers = [prefix + names.pod(i) for i in range(cfg.nats.replicas)]
         deployment = args.gateway_pins.apply(
-            lambda pins: scraped(control_deployment(names, args.image, cfg.stack, pins), scraping)
+            lambda pins: scraped(
+                control_deployment(names, args.image, cfg.stack, pins, servers), scraping
+            )
         )
         self.deployment = Deployment(
             f"{name}-service",

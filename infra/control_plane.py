@@ -11,7 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.nats_values import CA_SECRET_KEY, CLIENT_PORT, RegionNames
+from infra.nats_values import CA_SECRET_KEY, CLIENT_PORT, CLUSTER_PORT, RegionNames
+from infra.region_servers import servers_setting
 from infra.runtime_config import RuntimeState, runtime_files
 from infra.runtime_files import RUNTIME_DIR
 from infra.workloads import Program, app_labels, service_pod
@@ -58,10 +59,15 @@ def control_account_name(names: RegionNames) -> str:
 
 
 def control_deployment(
-    names: RegionNames, image: str, region: str, gateway_pins: Mapping[str, Sequence[str]]
+    names: RegionNames,
+    image: str,
+    region: str,
+    gateway_pins: Mapping[str, Sequence[str]],
+    servers: Sequence[str],
 ) -> dict[str, Any]:
     """`gateway_pins`: the known regions' server keys (infra.peers.gateway_pins), what a cut
-    pins; they are public keys, so plain in the environment."""
+    pins; they are public keys, so plain in the environment. `servers`: the release's server
+    names (a scale changes them, and so rolls this Deployment with the new list)."""
     labels = app_labels(f"{names.cluster}-{CONTROL}", region)
     program = Program(
         CONTROL,
@@ -80,6 +86,10 @@ def control_deployment(
             {"name": "SERVER_URLS", "value": server_urls_template(names)},
             # The servers' nats.conf, which names the other files, as mounted below.
             {"name": "WATCH_CONFIG", "value": NATS_CONF},
+            # The region's servers, so a put expects every one, answering or not, and the
+            # namespace the names of their routes carry.
+            {"name": "SERVERS", "value": servers_setting(servers, CLUSTER_PORT)},
+            {"name": "NAMESPACE", "value": names.namespace},
         ],
     )
     pod = service_pod(names, program, image, region, labels)

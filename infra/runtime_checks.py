@@ -12,20 +12,21 @@ closes each connection whose route URL matches, and handleDuplicateRoute in rout
 accepted connection the URL of the duplicate it replaced), and the server left out does not
 always dial again. Measured on this project's local supercluster under traffic: a list leaving
 out a running server kept the region whole 3 times in 12 once a server had restarted, 12 in 12
-before. So a list must name every running server, unless forced; and the servers' gossip of
-routes is not counted on either.
+before. So a list must name every server of the region, unless forced; and the servers' gossip
+of routes is not counted on either. The region's servers are the release's (infra/
+region_servers.py), whether they answer or not, and any other that answers: a server that is
+paused or restarting would otherwise be neither counted nor expected to load the change.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.route_grammar import parse_route
-from infra.runtime_config import Put, PutError
+from infra.region_servers import RegionRelease, foreign, names_server, pod_of, route_hosts
+from infra.runtime_config import Put, PutError, RuntimeState
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,21 @@ def region_of(varz: Mapping[str, Mapping[str, Any]], region: str) -> dict[str, R
     }
 
 
-def pod_of(server_name: str, region: str) -> str | None:
-    """The pod a server runs in: server names are `<prefix><cluster>-<ordinal>` (the chart's
-    serverNamePrefix and the StatefulSet's pod name)."""
-    match = re.fullmatch(rf"(?:.*-)?({re.escape(region)}-[0-9]+)", server_name, re.ASCII)
-    return match.group(1) if match else None
+def expected(
+    release: RegionRelease, answering: Mapping[str, RegionServer]
+) -> dict[str, RegionServer]:
+    """The servers a put must reach: the release's, whether they answered or not (a silent one
+    as the release has it), and any other server of the region that answered (one a scale-up
+    added before this service was told of it)."""
+    found = dict(answering)
+    for name, port in release.servers.items():
+        found.setdefault(name, RegionServer(name, "", port))
+    return dict(sorted(found.items()))
+
+
+def silent(release: RegionRelease, answering: Mapping[str, RegionServer]) -> list[str]:
+    """The release's servers that did not answer."""
+    return sorted(set(release.servers) - set(answering))
 
 
 ServerUrl = Callable[[str], str | None]  # a pod -> how to reach its server
@@ -97,65 +108,76 @@ def server_urls(spec: str) -> ServerUrl:
     return lambda pod: spec.replace("{pod}", pod)
 
 
-def names_server(route: str, server: RegionServer, region: str) -> bool:
-    """Whether `route` dials `server`: `<pod>.<cluster>-headless[.<namespace>...]` at the
-    server's cluster port (routes naming an address are not matched to a server)."""
-    pod = pod_of(server.name, region)
-    parsed = parse_route(route)
-    labels = parsed.host.split(".")
-    return (
-        pod is not None
-        and len(labels) >= 2
-        and labels[0] == pod
-        and labels[1] == f"{region}-headless"
-        and parsed.port == server.cluster_port
-    )
-
-
-def unnamed(routes: Sequence[str], servers: Mapping[str, RegionServer], region: str) -> list[str]:
-    """The running servers no route of `routes` dials."""
+def unnamed(
+    routes: Sequence[str], servers: Mapping[str, RegionServer], release: RegionRelease
+) -> list[str]:
+    """The servers no route of `routes` dials."""
     return sorted(
         name
         for name, server in servers.items()
-        if not any(names_server(route, server, region) for route in routes)
+        if not any(names_server(route, name, server.cluster_port, release) for route in routes)
     )
 
 
-def stranded(routes: Sequence[str], servers: Mapping[str, RegionServer], region: str) -> list[str]:
-    """The running servers `routes` leaves out, each of which may be left with no route to
-    the others (see above): none of them unless at least two run."""
-    left_out = unnamed(routes, servers, region)
+def stranded(
+    routes: Sequence[str], servers: Mapping[str, RegionServer], release: RegionRelease
+) -> list[str]:
+    """The servers `routes` leaves out, each of which may be left with no route to the others
+    (see above): none of them unless the region has at least two."""
+    left_out = unnamed(routes, servers, release)
     return left_out if len(servers) > 1 else []
 
 
 def reload_order(
-    routes: Sequence[str] | None, servers: Mapping[str, RegionServer], region: str
+    routes: Sequence[str] | None, servers: Mapping[str, RegionServer], release: RegionRelease
 ) -> list[str]:
     """The order to reload the servers in: those the new routes leave out first, while the
     others still dial them (so a reload request still reaches them), then the rest."""
-    left_out = unnamed(routes, servers, region) if routes is not None else []
+    left_out = unnamed(routes, servers, release) if routes is not None else []
     return [*left_out, *sorted(set(servers) - set(left_out))]
 
 
-def refuse_partition(put: Put, servers: Mapping[str, RegionServer], region: str) -> None:
-    """PutError when `put`'s routes would strand running servers, unless forced."""
+def refuse_routes(put: Put, servers: Mapping[str, RegionServer], release: RegionRelease) -> None:
+    """PutError, unless forced, when one of `put`'s routes names none of the region's servers
+    (by a name their certificates carry, at their cluster port), or when the routes would
+    strand one of them."""
     if not put.sets_routes or put.routes is None or put.force:
         return
-    lost = stranded(put.routes, servers, region)
+    region = release.region
+    ports = {name: s.cluster_port for name, s in servers.items()}
+    ns = release.namespace
+    for index in foreign(put.routes, ports, release):
+        raise PutError(
+            f"routes[{index}]",
+            f"{put.routes[index]!r} names no server of {region}: name each server by its pod "
+            f"in the headless Service, as {_example(servers, release)} (or with .{ns}, .{ns}.svc "
+            f"or .{ns}.svc.cluster.local after it), at its cluster port; a name that reaches no "
+            'server splits the region. Send "force": true to dial it anyway (the change is '
+            "verified and rolled back if it splits the region)",
+        )
+    lost = stranded(put.routes, servers, release)
     if lost:
-        running = ", ".join(
+        listed = ", ".join(
             f"{pod_of(name, region) or name}.{region}-headless:{s.cluster_port}"
             for name, s in sorted(servers.items())
         )
         raise PutError(
             "routes",
-            f"would leave {', '.join(lost)} out: when a running server's route is removed, "
-            "the others close every route connection with it and nats-server 2.14 does not "
-            "always dial them again, which leaves it without a route to them; name every "
-            f"running server (running: {running}), stop a server before removing its route, "
-            'or send "force": true (the change is verified and rolled back if it splits the '
-            "region)",
+            f"would leave {', '.join(lost)} out: when a server's route is removed, the others "
+            "close every route connection with it and nats-server 2.14 does not always dial "
+            "them again, which leaves it without a route to them; name every server of the "
+            f"region, running or not ({listed}), remove a server from the release (pulumi up) "
+            'before removing its route, or send "force": true (the change is verified and '
+            "rolled back if it splits the region)",
         )
+
+
+def _example(servers: Mapping[str, RegionServer], release: RegionRelease) -> str:
+    for name, server in sorted(servers.items()):
+        pod = pod_of(name, release.region)
+        if pod is not None:
+            return f"{route_hosts(pod, release)[0]}:{server.cluster_port}"
+    return f"<pod>.{release.region}-headless:<cluster port>"
 
 
 @dataclass(frozen=True)
@@ -171,6 +193,23 @@ class Expectation:
     route_urls: frozenset[str] | None = None
     cut: frozenset[str] = frozenset()
     kept: frozenset[str] = frozenset()
+
+
+def expectation_of(
+    servers: Mapping[str, RegionServer], after: RuntimeState, connected: set[str]
+) -> Expectation:
+    """What `servers` must show once `after` is applied, all of it (not only what the put
+    named, so a change a later put carries is verified with it): each reloaded since the check
+    (`servers` as they answered it), its routes, the regions cut off gone and, while some are,
+    the others that were connected (`connected`) kept."""
+    cut = frozenset(after.cut_gateways)
+    return Expectation(
+        frozenset(servers),
+        servers,
+        route_urls=route_urls(after.routes) if after.routes is not None else None,
+        cut=cut,
+        kept=frozenset(connected - cut) if cut else frozenset(),
+    )
 
 
 def route_urls(routes: Iterable[str] | None) -> frozenset[str] | None:

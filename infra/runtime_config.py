@@ -45,6 +45,8 @@ PENDING = "pending"
 APPLIED = "applied"
 ROLLED_BACK = "rolled back"
 SUPERSEDED = "superseded"
+# What a pending change records of the state before it, until its outcome is recorded.
+BEFORE = "before"
 
 
 @dataclass(frozen=True)
@@ -286,9 +288,13 @@ def applied(
     *,
     pinned: tuple[str, ...] = (),
     change: str = "",
+    loads: Mapping[str, str] | None = None,
 ) -> RuntimeState:
     """The state after `put` (`pinned`: what pins_for gave for it), its change recorded as
-    pending under the id `change`; refused (PutError) when it would not fit a ConfigMap."""
+    pending under the id `change` with what to go back to should it not be confirmed (see
+    `confirmed`) and when each server last loaded its configuration (`loads`, from VARZ
+    `config_load_time`), so a later run can tell whether they loaded it; refused (PutError)
+    when it would not fit a ConfigMap."""
     entry: dict[str, Any] = {"who": who, "when": when}
     if change:
         entry["change"] = change
@@ -303,9 +309,16 @@ def applied(
         pinned = state.pinned
     history = state.history
     if change:
+        base = confirmed(state)
         entry["outcome"] = PENDING
-        history = tuple(  # a change still pending is superseded by this one
-            {**e, "outcome": f"{SUPERSEDED} by {change}"} if e.get("outcome") == PENDING else e
+        entry[BEFORE] = {
+            "routes": list(base.routes) if base.routes is not None else None,
+            "cut_gateways": list(base.cut_gateways),
+            "pinned": list(base.pinned),
+            "loads": dict(sorted((loads or {}).items())),
+        }
+        history = tuple(  # a change still pending is superseded by this one, which carries it
+            _settled(e, f"{SUPERSEDED} by {change}") if e.get("outcome") == PENDING else e
             for e in history
         )
     after = RuntimeState(routes, cut, pinned, bounded_history((*history, entry)))
@@ -330,10 +343,37 @@ def bounded_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, 
 def with_outcome(state: RuntimeState, change: str, outcome: str) -> RuntimeState:
     """The state with the history entry of `change` saying what became of it."""
     history = tuple(
-        {**entry, "outcome": outcome} if entry.get("change") == change else entry
+        _settled(entry, outcome) if entry.get("change") == change else entry
         for entry in state.history
     )
     return replace(state, history=bounded_history(history))
+
+
+def _settled(entry: Mapping[str, Any], outcome: str) -> dict[str, Any]:
+    """A history entry with its outcome, without what only a pending change needs."""
+    return {**{k: v for k, v in entry.items() if k != BEFORE}, "outcome": outcome}
+
+
+def confirmed(state: RuntimeState) -> RuntimeState:
+    """What the servers were last confirmed to run, without the history: the state of before
+    the pending change (as that change recorded it), or the state itself when none is pending.
+    A put computes its change over the state, but goes back to this, so a change that was
+    never confirmed is never kept by a later one that fails."""
+    for entry in reversed(state.history):
+        if entry.get("outcome") == PENDING and isinstance(entry.get(BEFORE), Mapping):
+            return before_of(entry)
+    return RuntimeState(state.routes, state.cut_gateways, state.pinned)
+
+
+def before_of(entry: Mapping[str, Any]) -> RuntimeState:
+    """The state a pending change recorded it came from."""
+    before = entry.get(BEFORE) or {}
+    routes = before.get("routes")
+    return RuntimeState(
+        tuple(routes) if routes is not None else None,
+        tuple(before.get("cut_gateways") or ()),
+        tuple(before.get("pinned") or ()),
+    )
 
 
 def rolled_back(current: RuntimeState, before: RuntimeState, change: str, why: str) -> RuntimeState:
@@ -360,24 +400,3 @@ def runtime_files(state: RuntimeState) -> dict[str, str]:
         else ""
     )
     return {STATE_FILE: state.to_json(), ROUTES_FILE: routes, GATEWAYS_FILE: gateways}
-
-
-def caller(headers: Mapping[str, str] | None) -> str:
-    """Who made a request that came through a service import: the server adds the requester's
-    account and user (the certificate's subject) in `Nats-Request-Info`."""
-    raw = (headers or {}).get("Nats-Request-Info")
-    if not raw:
-        return "unknown (no Nats-Request-Info header)"
-    try:
-        info = json.loads(raw)
-    except ValueError:
-        return "unknown (unreadable Nats-Request-Info header)"
-    if not isinstance(info, dict):
-        return "unknown (unreadable Nats-Request-Info header)"
-    return f"{str(info.get('user') or '?')[:200]} in account {str(info.get('acc') or '?')[:64]}"
-
-
-def reply_allowed(reply: str, prefixes: Sequence[str]) -> bool:
-    """The control service answers only into its callers' inboxes: a reply subject naming
-    anything else (an API) would make it a deputy."""
-    return bool(reply) and any(reply.startswith(p) for p in prefixes)

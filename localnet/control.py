@@ -13,6 +13,7 @@ from typing import Any
 import nats
 
 from infra.identities import CONTROL_PREFIX
+from infra.put_budget import CLI_SECONDS
 
 ENDPOINTS = {"status": "status", "get": "config.get", "put": "config.put"}
 # The service's error codes: a request refused before anything changed, a change that failed
@@ -39,7 +40,7 @@ async def call(
     region: str,
     endpoint: str,
     body: dict[str, Any] | None,
-    seconds: float = 60,
+    seconds: float = CLI_SECONDS,
 ) -> tuple[bool, Any]:
     """(True, answer) or (False, the service's error description)."""
     context = ssl.create_default_context(cafile=connection["ca"])
@@ -79,9 +80,10 @@ def run(
     region: str,
     endpoint: str,
     body: dict[str, Any] | None,
-    seconds: float = 60,
+    seconds: float = CLI_SECONDS,
 ) -> int:
-    """0: answered; 1: refused (the service's error); 2: nobody answered."""
+    """0: answered; 1: refused (the service's error); 2: nobody answered. `seconds`: longer
+    than the service takes to answer a put at the most (infra/put_budget.py)."""
     connection = connection_of(state_dir, region)
     try:
         ok, answer = asyncio.run(call(connection, region, endpoint, body, seconds))

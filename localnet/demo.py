@@ -29,6 +29,7 @@ import nats.errors
 from components.jetstream import JetStreamProvider
 from infra.identities import MATH_OPERATIONS
 from infra.jetstream import JetStreamConfig, declared_objects
+from infra.region_servers import servers_setting
 from localnet.clients import connect_as
 from localnet.control import REGIONS_FILE
 from localnet.database import database_env
@@ -227,6 +228,16 @@ class Supercluster:
                         for i, ports in enumerate(region.ports)
                     }
                 ),
+                # The release's servers (by name, each at its own cluster port here) and
+                # namespace, as the cloud's release gives them.
+                "SERVERS": servers_setting(
+                    [
+                        region.spec.server_name_prefix + region.spec.names.pod(i)
+                        for i in range(region.spec.replicas)
+                    ],
+                    [ports.cluster for ports in region.ports[: region.spec.replicas]],
+                ),
+                "NAMESPACE": region.spec.names.namespace,
                 "COLLECT_SECONDS": "1",
                 # The files each server loads, to tell whether it loaded them: locally its
                 # own nats.conf; seen as they are written (no kubelet between), so a server

@@ -333,10 +333,11 @@ class LocalRegion:
                     self.stop_server(ordinal)
             self.processes[ordinal] = None
 
-    def add_hosts(self, names: list[str]) -> None:
-        """Names of new servers, resolvable in every server's hosts file (a rewrite of the
-        same file, which the servers' bind mounts see)."""
-        self.hosts.update(dict.fromkeys(names, LOOPBACK))
+    def add_hosts(self, names: list[str], address: str = LOOPBACK) -> None:
+        """Names of new servers (or, with another `address`, names that must reach nothing),
+        resolvable in every server's hosts file (a rewrite of the same file, which the servers'
+        bind mounts see)."""
+        self.hosts.update(dict.fromkeys(names, address))
         (self.workdir / "hosts").write_text(
             "".join(f"{address} {name}\n" for name, address in sorted(self.hosts.items()))
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from infra.nats_values import Gateway, RegionNames, RegionSpec, gateway_url
 from infra.pki import ca_spec, is_ip
+from infra.region_servers import RegionRelease, route_hosts
 from localnet.links import link_address
 from localnet.pki import Issued, issue_ca
 from localnet.region import LOOPBACK, LocalRegion, free_port
@@ -44,10 +45,15 @@ def plan_supercluster(
     link."""
     ca = ca or issue_ca(ca_spec(project))
     gateway_ports = {p.cluster: free_port(p.lb_address) for p in plans}
+    # Every name a route may give a server (infra/region_servers.py route_hosts), as the
+    # cluster's DNS resolves them.
     hosts = {
-        f"{names.pod(i)}.{names.headless_service}": LOOPBACK
-        for names, replicas in ((RegionNames(p.cluster, NAMESPACE), p.replicas) for p in plans)
-        for i in range(replicas)
+        host: LOOPBACK
+        for plan in plans
+        for i in range(plan.replicas)
+        for host in route_hosts(
+            RegionNames(plan.cluster, NAMESPACE).pod(i), RegionRelease(plan.cluster, NAMESPACE)
+        )
     }
     hosts.update({p.endpoint: p.lb_address for p in plans if not is_ip(p.endpoint)})
     if linked and any(is_ip(p.endpoint) for p in plans):

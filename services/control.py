@@ -15,17 +15,23 @@ The admin reaches it from APP through a service import, the system identity (rea
 status and config.get directly; it answers only into those callers' inboxes, never to another
 reply subject (one naming an API would make it a deputy). Reads are served concurrently from
 one shared gathering of the servers' replies, with a bounded number waiting ("busy" beyond it),
-so no reader can delay a put; refusals are logged at most once a minute per caller.
+so no reader can delay a put. Puts are applied one at a time, each answered within the put's
+budget (infra/put_budget.py): one that waits too long behind another is answered busy, nothing
+changed. A change a killed run left pending is resolved before any put (services/
+control_resume.py). Refusals are logged at most once a minute for each kind of refusal and at
+most LOG_LINES lines a minute in all, each line counting those not logged: keyed by nothing a
+caller chooses (infra/callers.py: the `system` identity writes its own Nats-Request-Info).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,16 +40,20 @@ import nats.micro
 from nats.aio.client import Client
 from nats.micro.request import Request
 
+from infra.callers import caller, reply_allowed
 from infra.identities import CONTROL_PREFIX, IMPORT_REPLIES
+from infra.put_budget import QUEUE_SECONDS, Budget
 from infra.region_health import gathered, region_health
-from infra.runtime_checks import Expectation, region_of, route_urls, server_urls
-from infra.runtime_config import APPLIED, PENDING, PutError, caller, parse_put, reply_allowed
+from infra.region_servers import RegionRelease
+from infra.runtime_checks import server_urls
+from infra.runtime_config import APPLIED, PENDING, PutError, parse_put
 from infra.runtime_status import Replies, effective, status
 from infra.sys_ping import gather
 from services import logs, metrics
 from services.config_check import ConfigChecker
 from services.connect import connect, stop_within
-from services.control_put import ChangeFailed, PutTransaction, Timing, pending_changes
+from services.control_put import ChangeFailed, PutTransaction, Timing
+from services.control_resume import resume
 from services.put_watch import NOTHING_TO_LOAD, PendingWatches
 from services.reload_watch import ReloadWatch
 from services.runtime_store import RuntimeStore, store_from
@@ -54,6 +64,10 @@ VERSION = "1.1.0"
 REPLY_PREFIXES = ("_INBOX.system.", IMPORT_REPLIES.removesuffix(">"))
 PINGS = ("varz", "routez", "gatewayz", "jsz", "healthz")
 MAX_WAITING_READS = 64
+MAX_WAITING_PUTS = 16
+# Refusals logged in all, per THROTTLE_SECONDS, whatever their kind.
+LOG_LINES = 6
+THROTTLE_SECONDS = 60.0
 PENDING_NOTE = (
     "stored in the ConfigMap; the kubelet copies it into the servers' pods at its next sync "
     "(within 90 s) and the chart's reloader, seeing the files' content changed, has each server "
@@ -63,6 +77,10 @@ PENDING_NOTE = (
 )
 
 Work = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+class Busy(Exception):  # noqa: N818 (an answer, not a bug)
+    """A put turned away before anything changed: others are ahead of it."""
 
 
 async def ping(client: Client, wait: float, kinds: tuple[str, ...] = PINGS) -> Replies:
@@ -95,6 +113,7 @@ class Control:
         max_waiting_reads: int = MAX_WAITING_READS,
         links: ServerLinks | None = None,
         reloads: ReloadWatch | None = None,
+        release: RegionRelease | None = None,
     ) -> None:
         self.client = client
         self.cluster = cluster
@@ -113,14 +132,19 @@ class Control:
             gateway_pins=dict(gateway_pins or {}),
             timing=timing or Timing(),
             links=links,
+            release=release,
         )
         self.watches = PendingWatches(self.transaction, self.spawn)
         self.reloads = reloads
         self.known_regions = tuple(gateway_pins or {})
         metrics.control_ready(cluster)
-        self.refusals = logs.Throttle(logger)
+        self.refusals = logs.Throttle(logger, THROTTLE_SECONDS, lines=LOG_LINES)
         self.refused_replies = 0
         self.waiting_reads = 0
+        self.waiting_puts = 0
+        # Set while no change an earlier run left pending stands in a put's way (resume).
+        self.resumed = asyncio.Event()
+        self.resumed.set()
         self._put_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._flights: dict[tuple[str, ...], asyncio.Future[Replies]] = {}
@@ -131,40 +155,51 @@ class Control:
     async def answer(self, request: Request, *, work: Work, read: bool) -> None:
         reply = request._msg.reply  # the framework's Request does not expose the reply subject
         who = caller(request.headers)
+        endpoint = request.subject.removeprefix(self.subject(""))
         if not reply_allowed(reply, REPLY_PREFIXES):
             self.refused_replies += 1
             self.refusals.event(
-                f"reply {who}",
+                f"reply {endpoint}",
                 "request with a reply subject outside the callers' inboxes ignored",
                 level=logging.WARNING,
                 reply=reply[:80],
-                caller=who,
+                claimed_caller=who,
             )
             return
-        if not read:
-            await self._serve(request, work, who, read=False)
-            return
-        if self.waiting_reads >= self.max_waiting_reads:
-            self.refusals.event(f"busy {who}", "read refused: busy", caller=who)
+        waiting = self.waiting_reads if read else self.waiting_puts
+        if waiting >= (self.max_waiting_reads if read else MAX_WAITING_PUTS):
+            if not read:
+                metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
+            self.refusals.event(f"busy {endpoint}", "refused: busy", claimed_caller=who)
             await request.respond_error(
-                "503", f"busy: {self.waiting_reads} reads waiting; try again in a second"
+                "503", f"busy: {waiting} requests waiting; nothing changed, try again in a second"
             )
             return
-        self.waiting_reads += 1
-        self.spawn(self._serve(request, work, who), read=True)
+        self.spawn(self._serve(request, work, who, read=read), read=read)
 
-    def spawn(self, work: Awaitable[None], *, read: bool = False) -> asyncio.Task[None]:
+    def spawn(self, work: Awaitable[None], *, read: bool | None = None) -> asyncio.Task[None]:
+        """`work` as a task the service stops with it; `read`: a read (True) or a put (False)
+        waiting, counted while it runs."""
+        if read is not None:
+            self._count(read, 1)
+
         async def run() -> None:
             try:
                 await work
             finally:
-                if read:
-                    self.waiting_reads -= 1
+                if read is not None:
+                    self._count(read, -1)
 
         task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _count(self, read: bool, step: int) -> None:
+        if read:
+            self.waiting_reads += step
+        else:
+            self.waiting_puts += step
 
     async def _serve(self, request: Request, work: Work, who: str, *, read: bool = True) -> None:
         try:
@@ -173,13 +208,18 @@ class Control:
             if not read:
                 metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
             self.refusals.event(
-                f"refused {who}",
+                f"refused {'read' if read else 'put'}",
                 "request refused",
                 level=logging.WARNING,
                 caller=who,
                 error=str(error)[:300],
             )
             await request.respond_error("400", str(error))
+            return
+        except Busy as busy:
+            metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
+            self.refusals.event("busy put", "put refused: busy", caller=who)
+            await request.respond_error("503", str(busy))
             return
         except ChangeFailed as failed:
             metrics.CONTROL_PUTS.labels(self.cluster, "rolled_back").inc()
@@ -223,9 +263,11 @@ class Control:
     async def config_put(self, request: Request) -> dict[str, Any]:
         put = parse_put(request.data)
         who = caller(request.headers)
-        async with self._put_lock:
+        async with self._turn():
+            budget = Budget.starting()
             written = await self.transaction.store_checked(put, who)
             entry = dict(written.after.history[-1])
+            entry.pop("before", None)
             logs.event(self.logger, "runtime configuration stored", **entry)
             answer: dict[str, Any] = {
                 "runtime_routes": list(written.after.routes)
@@ -242,9 +284,28 @@ class Control:
                         "applied": {**entry, "outcome": NOTHING_TO_LOAD},
                     }
                 return {**answer, "outcome": PENDING, "applied": entry, "pending": PENDING_NOTE}
-            result = await self.transaction.apply_by_request(written)
+            result = await self.transaction.apply_by_request(written, budget)
         logs.event(self.logger, "runtime change applied", change=written.change, **result)
         return {**answer, "outcome": result["outcome"], "applied": {**entry, **result}}
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """This put's turn: once no change of an earlier run is pending and the put before it
+        is done, or Busy after QUEUE_SECONDS (then it changed nothing)."""
+        try:
+            async with asyncio.timeout(QUEUE_SECONDS):
+                await self.resumed.wait()
+                await self._put_lock.acquire()
+        except TimeoutError:
+            raise Busy(
+                f"busy: another change is being applied (or one an earlier run left pending "
+                f"is being resolved) and this put waited {QUEUE_SECONDS:g} s; nothing changed, "
+                "try again"
+            ) from None
+        try:
+            yield
+        finally:
+            self._put_lock.release()
 
     async def collect(self, every: float) -> None:
         """The region's health for the metrics (infra/region_health.py), every `every`
@@ -271,31 +332,17 @@ class Control:
             await asyncio.sleep(every)
 
     async def resume(self) -> None:
-        """Changes left pending by an earlier run (a restart or a rollout while watching):
-        watched again for what they must show, without the digests of before, which went with
-        that run; recorded applied, or not confirmed (and not rolled back: this run does not
-        know what came before)."""
-        state = (await asyncio.to_thread(self.store.read)).state
-        changes = pending_changes(state)
-        if not changes:
-            return
-        replies = await self._replies(("varz",))
-        servers = region_of(replies.varz, self.cluster)
-        expectation = Expectation(
-            frozenset(servers),
-            route_urls=route_urls(state.routes) if state.routes is not None else None,
-        )
-        found = await self.transaction.verified(
-            expectation, servers, self.transaction.timing.pending
-        )
-        outcome = (
-            APPLIED
-            if not found
-            else f"not confirmed: {'; '.join(found)} (the control service restarted while "
-            "it was pending; not rolled back)"
-        )
-        for change in changes:
-            await self.transaction.record(change, outcome)
+        """A change an earlier run left pending (services/control_resume.py): locally resolved
+        before any put, since this service would apply it with the next; in the clouds the
+        stored state is what the reloader applies anyway, so puts go on meanwhile."""
+        try:
+            if not self.reload_by_request:
+                self.resumed.set()
+            await resume(self.transaction, by_request=self.reload_by_request)
+        except Exception:
+            self.logger.exception("resolving a pending change failed")
+        finally:
+            self.resumed.set()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -328,7 +375,9 @@ async def serve(settings: NatsSettings, control: ControlSettings) -> None:
         )
         if control.watch_config
         else None,
+        release=RegionRelease(control.cluster, control.namespace, control.servers),
     )
+    service.resumed.clear()  # no put before the resume below has run
     micro = await nats.micro.add_service(
         client,
         name=f"control-{control.cluster}",

@@ -1,6 +1,8 @@
-"""A `config.put` as a confirmed change: checked (grammar, partition, the pinned nats-server's
-own parser) before it is stored, stored only over the version it was computed from, applied,
-verified from the servers' own reports, and rolled back when verification fails.
+"""A `config.put` as a confirmed change: checked (grammar, route names, partition, every server
+of the region answering, the pinned nats-server's own parser) before it is stored, stored only
+over the version it was computed from, applied, verified from the servers' own reports (each
+server asked by its name, services/server_asks.py), and rolled back when verification fails,
+within the put's budget (infra/put_budget.py).
 
 Locally the service reloads the servers itself and answers with the outcome. In the clouds the
 files reach each pod when its kubelet next syncs it (within 90 s), and the chart's reloader
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -24,19 +25,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 from nats.aio.client import Client
 
+from infra.put_budget import ASK_SECONDS, RELOAD_SECONDS, Budget, window
+from infra.region_servers import RegionRelease
 from infra.runtime_checks import (
     Expectation,
     RegionServer,
-    gateways_of,
-    pod_of,
-    problems,
-    refuse_partition,
+    expectation_of,
+    expected,
+    refuse_routes,
     region_of,
     reload_order,
     route_urls,
+    silent,
 )
 from infra.runtime_config import (
     APPLIED,
@@ -47,6 +49,7 @@ from infra.runtime_config import (
     PutError,
     RuntimeState,
     applied,
+    confirmed,
     pins_for,
     rolled_back,
     with_outcome,
@@ -55,6 +58,7 @@ from infra.runtime_status import Replies, connected_regions
 from services import logs, metrics
 from services.config_check import ConfigChecker
 from services.runtime_store import ConflictError, RuntimeStore
+from services.server_asks import ByName
 from services.server_links import ServerLinks
 
 CONFLICT_TRIES = 10
@@ -74,12 +78,13 @@ class Timing:
     verify: float = 10.0
     pending: float = 300.0
     poll: float = 0.5
-    ask: float = 1.0  # one server's answer to a direct request
+    ask: float = ASK_SECONDS  # one server's answer to a request
 
 
 @dataclass(frozen=True)
 class Written:
-    """A change stored: the state before and after it, and what the region must show."""
+    """A change stored: the state the servers were last confirmed to run (what a rollback
+    restores) and the state after it, and what the region must show."""
 
     change: str
     before: RuntimeState
@@ -108,7 +113,10 @@ class PutTransaction:
         gateway_pins: Mapping[str, Sequence[str]],
         timing: Timing,
         links: ServerLinks | None = None,
+        release: RegionRelease | None = None,
     ) -> None:
+        """`release`: the region's servers as the release has them (infra/region_servers.py);
+        None only where a test drives the steps alone: then the servers that answer."""
         self.client = client
         self.cluster = cluster
         self.store = store
@@ -118,25 +126,55 @@ class PutTransaction:
         self.gateway_pins = gateway_pins
         self.timing = timing
         self.links = links
+        self.release = release or RegionRelease(cluster, "nats")
+        self.servers = ByName(client, cluster, links, timing.ask)
+
+    async def region(self) -> tuple[Replies, dict[str, RegionServer], list[str]]:
+        """The region's servers' VARZ and GATEWAYZ replies, the servers a put must reach
+        (infra/runtime_checks.py expected), and those of the release that did not answer,
+        each first pinged over the service's connection, then asked itself by name (a server
+        routed to no other answers only there)."""
+        replies = await self.ping(("varz", "gatewayz"))
+        answering = region_of(replies.varz, self.cluster)
+        for name in silent(self.release, answering):
+            varz = await self.servers.ask(name, "VARZ")
+            if varz is None:
+                continue
+            replies.add("varz", [varz])
+            gatewayz = await self.servers.ask(name, "GATEWAYZ")
+            if gatewayz is not None:
+                replies.add("gatewayz", [gatewayz])
+        answering = region_of(replies.varz, self.cluster)
+        return replies, expected(self.release, answering), silent(self.release, answering)
 
     async def store_checked(self, put: Put, who: str) -> Written:
         """Check the change against the servers, then read, check against the state and
         write over the version read; on a conflict (another writer came first) read and
-        check again. PutError when refused."""
+        check again. PutError when refused: among others when a server of the release does
+        not answer (paused, restarting or gone), since it could not load the change."""
         change = uuid.uuid4().hex[:12]
-        replies = await self.ping(("varz", "gatewayz"))
-        servers = region_of(replies.varz, self.cluster)
+        replies, servers, missing = await self.region()
         if not servers:
             raise PutError(
                 "body", f"no server of {self.cluster} answered; nothing changed, try again"
             )
-        refuse_partition(put, servers, self.cluster)
+        refuse_routes(put, servers, self.release)
+        if missing:
+            raise PutError(
+                "servers",
+                f"{', '.join(f'{n} did not answer' for n in missing)} (paused, restarting or "
+                f"gone?): a change must reach every server of {self.cluster}, or that server "
+                "would go on running without it; nothing changed, try again once it runs",
+            )
         connected = connected_regions(replies, self.cluster)
         pinned = pins_for(put, self.cluster, self.gateway_pins, connected)
+        loads = {name: s.config_load_time for name, s in servers.items()}
         for attempt in range(CONFLICT_TRIES):
             snapshot = await asyncio.to_thread(self.store.read)
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            after = applied(snapshot.state, put, who, when, pinned=pinned, change=change)
+            after = applied(
+                snapshot.state, put, who, when, pinned=pinned, change=change, loads=loads
+            )
             refusal = await self.checker.refusal(after.servers_see())
             if refusal:
                 field_name = "routes" if "routes.conf" in refusal else "cut_gateways"
@@ -146,15 +184,10 @@ class PutTransaction:
             except ConflictError:
                 await asyncio.sleep(random.uniform(0, 0.05 * (attempt + 1)))
                 continue
-            cut = frozenset(after.cut_gateways) if put.sets_cut else frozenset()
-            expectation = Expectation(
-                frozenset(servers),
-                servers,
-                route_urls=route_urls(after.routes) if after.routes is not None else None,
-                cut=cut,
-                kept=frozenset(connected - cut) if put.cut_gateways else frozenset(),
+            base = confirmed(snapshot.state)
+            return Written(
+                change, base, after, version, servers, expectation_of(servers, after, connected)
             )
-            return Written(change, snapshot.state, after, version, servers, expectation)
         raise PutError(
             "body",
             f"the runtime configuration changed {CONFLICT_TRIES} times while this put was "
@@ -163,83 +196,53 @@ class PutTransaction:
 
     # --- applying and verifying ----------------------------------------------------------
 
-    async def ask(self, name: str, server_id: str, kind: str) -> dict[str, Any] | None:
-        """One server's reply to `$SYS.REQ.SERVER.<id>.<KIND>`: over a connection straight
-        to it where there is one (services/server_links.py), else over the service's own."""
-        subject = f"$SYS.REQ.SERVER.{server_id}.{kind}"
-        pod = pod_of(name, self.cluster)
-        if self.links is not None and pod is not None:
-            reply = await self.links.request(pod, subject, self.timing.ask * 2)
-            if reply is not None:
-                return reply
-        try:
-            msg = await self.client.request(subject, b"", timeout=self.timing.ask)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-            return None
-        found: dict[str, Any] = json.loads(msg.data)
-        return found
-
-    async def reload(self, written: Written, state: RuntimeState) -> dict[str, str]:
-        """Each server reloads into `state`; each one's outcome. The servers `state`'s routes
-        leave out go first, while the others still dial them (should a server be reachable
-        only over routes). A server that does not answer is asked again."""
+    async def reload(
+        self, written: Written, state: RuntimeState, until: float | None = None
+    ) -> dict[str, str]:
+        """Each server reloads into `state`, by `until` (a monotonic time; default: the time
+        one server's reload may take, from now); each one's outcome. The servers `state`'s
+        routes leave out go first, while the others still dial them (should a server be
+        reachable only over routes)."""
         outcomes = {}
-        for name in reload_order(state.routes, written.servers, self.cluster):
-            outcomes[name] = await self._reload_one(name, written.servers[name].server_id)
+        for name in reload_order(state.routes, written.servers, self.release):
+            by = time.monotonic() + RELOAD_SECONDS
+            outcomes[name] = await self.servers.reload(
+                name, by if until is None else min(by, until)
+            )
             if outcomes[name].startswith("failed"):
                 metrics.CONTROL_RELOAD_FAILURES.labels(self.cluster).inc()
         return outcomes
 
-    async def _reload_one(self, name: str, server_id: str, tries: int = 5) -> str:
-        for attempt in range(1, tries + 1):
-            reply = await self.ask(name, server_id, "RELOAD")
-            if reply is None:
-                if attempt < tries:
-                    await asyncio.sleep(0.5)
-                continue
-            error = reply.get("error")
-            return f"failed: {error.get('description')}" if error else "reloaded"
-        return f"no answer after {tries} tries"
-
     async def verified(
         self, expectation: Expectation, servers: Mapping[str, RegionServer], seconds: float
     ) -> list[str]:
-        """Until the region shows `expectation` (then []), or what is still wrong when
-        `seconds` have passed. Each server is asked itself, so a round takes as long as the
-        slowest answer."""
-        ids = {name: s.server_id for name, s in servers.items()}
+        """Until the region shows `expectation` (then []), or what is still wrong after the
+        last whole round that fits `seconds` (the first round is always made). Each of
+        `servers` is asked by its name every round, so one that restarted meanwhile (with a
+        new id) is still asked."""
         deadline = time.monotonic() + seconds
         while True:
-            found = await self._problems(expectation, ids)
-            if not found or time.monotonic() >= deadline:
+            found = await self.servers.problems(expectation, servers)
+            next_round = time.monotonic() + self.timing.poll + self.servers.round_seconds
+            if not found or next_round > deadline:
                 return found
             await asyncio.sleep(self.timing.poll)
 
-    async def _problems(self, expectation: Expectation, ids: Mapping[str, str]) -> list[str]:
-        kinds = ("varz", "routez", "gatewayz")
-        asked = [(kind, name) for kind in kinds for name in ids]
-        answers = await asyncio.gather(
-            *(self.ask(name, ids[name], kind.upper()) for kind, name in asked)
-        )
-        replies = Replies()
-        for (kind, _), answer in zip(asked, answers, strict=True):
-            if answer is not None:
-                replies.add(kind, [answer])
-        return problems(
-            expectation, replies.varz, replies.routez, gateways_of(replies.gatewayz, ids)
-        )
-
-    async def apply_by_request(self, written: Written) -> dict[str, Any]:
-        """Reload, verify, and roll back when it does not hold; what became of the change.
-        A reload the server refused fails the change at once; a reload nobody answered (its
-        reply crossed a route the reload closed) is judged by what the server runs."""
+    async def apply_by_request(
+        self, written: Written, budget: Budget | None = None
+    ) -> dict[str, Any]:
+        """Reload, verify, and roll back when it does not hold, within `budget` (default: one
+        starting now); what became of the change. A reload the server refused fails the change
+        at once; a reload nobody answered is judged by what the server runs, and a server that
+        answers nothing fails the change."""
+        budget = budget or Budget.starting()
         if not written.touches_servers:
             await self.record(written.change, APPLIED + ": nothing for the servers to load")
             return {"outcome": APPLIED, "reloads": {}}
-        reloads = await self.reload(written, written.after)
+        reloads = await self.reload(written, written.after, budget.applied)
         failed = [f"{n}: reload {o}" for n, o in reloads.items() if o.startswith("failed")]
         found = failed or await self.verified(
-            written.expectation, written.servers, self.timing.verify
+            written.expectation, written.servers, window(self.timing.verify, budget.applied)
         )
         if not found:
             await self.record(written.change, APPLIED)
@@ -247,8 +250,10 @@ class PutTransaction:
         why = "; ".join(found)
         if not await self.roll_back(written, why):
             return {"outcome": SUPERSEDED, "reloads": reloads, "why": why}
-        again = await self.reload(written, written.before)
-        still = await self.verified(self._restored(written), written.servers, self.timing.verify)
+        again = await self.reload(written, written.before, budget.restored)
+        still = await self.verified(
+            self._restored(written), written.servers, window(self.timing.verify, budget.restored)
+        )
         refused = {n: o for n, o in again.items() if o != "reloaded"}
         raise ChangeFailed(
             f"rolled back: {why}"
@@ -326,6 +331,18 @@ class PutTransaction:
             metrics.CONTROL_ROLLBACKS.labels(self.cluster).inc()
         return ours
 
+    async def settle(self, change: str, outcome: str) -> None:
+        """Write what became of `change`, unless something else was recorded meanwhile (a
+        later put superseded it)."""
+
+        def settled(state: RuntimeState) -> RuntimeState:
+            pending = any(
+                e.get("change") == change and e.get("outcome") == PENDING for e in state.history
+            )
+            return with_outcome(state, change, outcome) if pending else state
+
+        await self._update(settled, f"settle {change} {outcome}")
+
     async def record(self, change: str, outcome: str) -> None:
         """Write what became of `change` into its history entry."""
         await self._update(
@@ -347,8 +364,3 @@ class PutTransaction:
             extra={"fields": {"what": what}},
         )
         return False
-
-
-def pending_changes(state: RuntimeState) -> list[str]:
-    """Changes whose outcome nobody recorded (a service restarted while watching)."""
-    return [str(e["change"]) for e in state.history if e.get("outcome") == PENDING]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from infra.region_servers import pod_of
 from infra.reload_check import (
     Timeline,
     observed,
@@ -24,7 +25,7 @@ from infra.reload_check import (
     unix_seconds,
     watched_files,
 )
-from infra.runtime_checks import pod_of, region_of
+from infra.runtime_checks import region_of
 
 
 class ReloadWatch:

@@ -77,7 +77,10 @@ class FileStore:
         with self._locked():
             if self._current()[1] != version:
                 raise ConflictError(f"{self.directory}: changed since it was read")
-            for name, text in runtime_files(state).items():
+            files = runtime_files(state)
+            # The state last: whoever reads it new finds the files it describes new too.
+            for name in sorted(files, key=lambda n: n == STATE_FILE):
+                text = files[name]
                 fresh = self.directory / f".{name}.new"
                 fresh.write_text(text)
                 fresh.replace(self.directory / name)  # whole or not at all, like a ConfigMap

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.identities import MATH_OPERATIONS
+from infra.put_budget import MAX_VERIFY_SECONDS
+from infra.region_servers import check_namespace, parse_servers
 from infra.reload_check import GRACE_SECONDS, SPREAD_SECONDS
 from infra.runtime_checks import server_urls
 from infra.runtime_config import parse_pins
@@ -175,8 +177,12 @@ class ControlSettings:
     configmap:<namespace>/<name>; RELOAD: `request` (the service asks each server to reload)
     or `reloader` (the chart's reloader does when the ConfigMap reaches the pods);
     GATEWAY_PINS: the known regions' server keys, which a cut pins (none: no cuts);
-    VERIFY_SECONDS: how long a change reloaded by request may take to show before it is
-    rolled back; PENDING_SECONDS: the same for a change the ConfigMap carries; SERVER_URLS:
+    SERVERS: the region's servers as the release has them, name -> cluster port (a put
+    expects every one; infra/region_servers.py); NAMESPACE: the release's namespace (route
+    names carry it); VERIFY_SECONDS: how long a change reloaded by request may take to show
+    before it is rolled back (at most MAX_VERIFY_SECONDS, infra/put_budget.py, so a put and
+    its rollback fit the put's budget); PENDING_SECONDS: the same for a change the ConfigMap
+    carries; SERVER_URLS:
     how to reach each server itself (a `{pod}` template or a JSON object; services/
     server_links.py); COLLECT_SECONDS: how often it gathers the region's health for its
     metrics (infra/region_health.py); WATCH_CONFIG: the servers' nats.conf as this service
@@ -189,6 +195,8 @@ class ControlSettings:
     store: str
     reload: str
     gateway_pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    servers: Mapping[str, int] = field(default_factory=dict)
+    namespace: str = "nats"
     verify_seconds: int = 10
     pending_seconds: int = 300
     server_urls: str = ""
@@ -208,17 +216,22 @@ class ControlSettings:
             raise SettingsError(
                 f"RUNTIME_STORE must be file:<dir> or configmap:<namespace>/<name>, got {store!r}"
             )
+        cluster = _get(env, "CLUSTER")
         try:
             pins = parse_pins(env.get("GATEWAY_PINS", ""))
             server_urls(env.get("SERVER_URLS", ""))
+            servers = parse_servers(_get(env, "SERVERS"), cluster)
+            namespace = check_namespace(_get(env, "NAMESPACE"))
         except ValueError as error:
             raise SettingsError(str(error)) from None
         return cls(
-            _get(env, "CLUSTER"),
+            cluster,
             store,
             reload,
             pins,
-            verify_seconds=_int(env, "VERIFY_SECONDS", 10, 1, 300),
+            servers=servers,
+            namespace=namespace,
+            verify_seconds=_int(env, "VERIFY_SECONDS", 10, 1, MAX_VERIFY_SECONDS),
             pending_seconds=_int(env, "PENDING_SECONDS", 300, 10, 3600),
             server_urls=env.get("SERVER_URLS", ""),
             collect_seconds=_int(env, "COLLECT_SECONDS", 15, 1, 300),

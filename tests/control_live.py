@@ -15,13 +15,12 @@ from typing import Any
 import nats
 
 from infra.identities import IdentityName
+from infra.put_budget import CLI_SECONDS
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
 from localnet.region import LocalRegion
 
 ADMIN_DN = "CN=admin,O=nats-supercluster in account APP"
-# A put may verify for up to VERIFY_SECONDS (10) and again after a rollback.
-PUT_SECONDS = 40.0
 
 
 async def call_async(
@@ -32,7 +31,7 @@ async def call_async(
     *,
     raw: bytes | None = None,
     reply: str | None = None,
-    seconds: float = PUT_SECONDS,
+    seconds: float = CLI_SECONDS,
 ) -> tuple[bool, Any]:
     """(True, answer) or (False, the service's error description, or the client's error)."""
     errors: list[str] = []

@@ -32,8 +32,8 @@ def group_of(item: pytest.Item) -> str | None:
     if widest == _SHARED_SCOPES["module"]:
         return item.nodeid.split("::")[0]
     # The one the others are built on (`east` and `west` on `deployed`): its users share it.
-    bases = sorted(
-        name
+    bases: list[str] = sorted(
+        str(name)
         for name, definition in shared.items()
         if _SHARED_SCOPES[definition.scope] == widest and not set(definition.argnames) & set(shared)
     )

@@ -69,7 +69,8 @@ def _put_base(region: LocalRegion) -> None:
 
 
 def _spare_route(region: LocalRegion) -> str:
-    """A route to a server the region may get later (none runs there now)."""
+    """A route to a server the region may get later (none runs there now): it names no server
+    of the region, so a put naming it is forced."""
     names = region.spec.names
     return f"tls://{names.pod(7)}.{names.headless_service}:{free_port()}"
 
@@ -94,7 +95,7 @@ def test_puts_that_would_break_the_region_are_refused_and_change_nothing(
         ("cut_gateways false", {"cut_gateways": False}, "cut_gateways", "got bool"),
         ("cut_gateways {}", {"cut_gateways": {}}, "cut_gateways", "got dict"),
         ('cut_gateways ""', {"cut_gateways": ""}, "cut_gateways", "got str"),
-        ("routes naming no running server", {"routes": ["tls://east-0.east-headless:1"]}, "routes", "would leave"),
+        ("routes naming no running server", {"routes": ["tls://east-0.east-headless:1"]}, "routes[0]", "names no server of east"),
         ("routes that split the region", {"routes": [one]}, "routes", "would leave"),
     ]  # fmt: skip
     with under_traffic(control_cluster):
@@ -167,7 +168,7 @@ def test_a_failed_reload_is_rolled_back_never_reported_as_success(
         with under_traffic(control_cluster):
             began = time.monotonic()
             routes = [*base_routes(east), _spare_route(east)]
-            ok, answer = call(east, "admin", "config.put", {"routes": routes})
+            ok, answer = call(east, "admin", "config.put", {"routes": routes, "force": True})
             took = time.monotonic() - began
             assert not ok, answer
             assert str(answer).startswith("rolled back:"), answer
@@ -192,7 +193,9 @@ def test_two_control_services_putting_at_once_lose_no_change(
     log = control_cluster.options.state_dir / "logs" / "control-east-second.log"
     wait_until(lambda: log.exists() and "serving" in log.read_text(), 30, "a second service")
     spare = _spare_route(east)
-    bodies = [{"routes": base_routes(east) + ([spare] if n % 2 else [])} for n in range(6)]
+    bodies = [
+        {"routes": base_routes(east) + ([spare] if n % 2 else []), "force": True} for n in range(6)
+    ]
 
     async def all_at_once() -> list[tuple[bool, Any]]:
         return list(
@@ -251,7 +254,7 @@ def test_in_the_clouds_a_put_is_pending_then_recorded_applied_or_rolled_back(
         outcomes = []
         try:
             for body in (
-                {"routes": [*base_routes(east), _spare_route(east)]},
+                {"routes": [*base_routes(east), _spare_route(east)], "force": True},
                 {"routes": base_routes(east)[:1], "force": True},
             ):
                 written = await transaction.store_checked(

@@ -108,7 +108,8 @@ def test_config_put_adds_and_removes_a_route_by_reload_and_survives_a_restart(
     cluster: Supercluster,
 ) -> None:
     """Scaling out and back by runtime routes, in the order that never strands a server: the
-    new server's route is added while it runs; it is removed only once the server stopped."""
+    new server's route is added (forced: the release does not know it) while it runs; it is
+    removed only once the server stopped."""
     east = cluster.regions["east"]
     extra = _start_listener(east)
     extra_name = server_name(east, extra)
@@ -117,8 +118,15 @@ def test_config_put_adds_and_removes_a_route_by_reload_and_survives_a_restart(
     started = {i: east.monitor(i, "varz")["start"] for i in range(1, 3)}
     traffic = [Traffic(region).start() for region in cluster.regions.values()]
     try:
+        # Not a server of the release (a scale-up by `pulumi up` tells the service its
+        # servers), and routed to none yet: its route names no server the service knows.
+        body = {"routes": [*base_routes(east), extra_url]}
+        ok, refused = call(east, "admin", "config.put", body)
+        assert not ok
+        assert str(refused).startswith("routes[3]: ")
+        assert "names no server of east" in refused
         began = time.monotonic()
-        ok, added = call(east, "admin", "config.put", {"routes": [*base_routes(east), extra_url]})
+        ok, added = call(east, "admin", "config.put", {**body, "force": True})
         took = time.monotonic() - began
         assert ok, added
         assert added["outcome"] == "applied"

@@ -65,6 +65,10 @@ def test_the_control_service_may_touch_that_one_config_map_and_nothing_else(
     assert env["RELOAD"] == "reloader"
     # Each server itself, by a name its certificate carries (services/server_links.py).
     assert env["SERVER_URLS"] == "tls://{pod}.east-headless.nats.svc:4222"
+    # The release's servers, so a put expects every one whether it answers or not: a scale
+    # changes this, and so restarts the service with the new list.
+    assert json.loads(env["SERVERS"]) == {f"aws-us-east-1-east-{i}": 6222 for i in range(3)}
+    assert env["NAMESPACE"] == "nats"
     dns, _ = sans(server_certificate(east))
     assert "*.east-headless.nats.svc" in dns
     secrets = {

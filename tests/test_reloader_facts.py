@@ -105,7 +105,8 @@ def test_the_files_found_are_the_ones_the_chart_has_the_reloader_watch(case: str
 @pytest.mark.parametrize("case", sorted(CHART_CASES))
 def test_the_control_service_mounts_every_file_it_compares_and_no_key(case: str) -> None:
     spec = CHART_CASES[case]
-    deployment = control_deployment(spec.names, "img", spec.names.cluster, {})
+    servers = [f"{spec.names.cluster}-{i}" for i in range(3)]
+    deployment = control_deployment(spec.names, "img", spec.names.cluster, {}, servers)
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from infra.callers import caller, reply_allowed
 from infra.peers import gateway_pins, read_peers
 from infra.pki import spki_pin
 from infra.runtime_config import (
@@ -25,11 +26,9 @@ from infra.runtime_config import (
     PutError,
     RuntimeState,
     applied,
-    caller,
     parse_pins,
     parse_put,
     pins_for,
-    reply_allowed,
     rolled_back,
     runtime_files,
     with_outcome,
