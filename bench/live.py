@@ -18,8 +18,10 @@ from pathlib import Path
 
 from infra.jetstream import JetStreamConfig, consumer_request
 from infra.jetstream_ops import Connection, JetStreamAdmin, with_admin
-from localnet.demo import DemoOptions, Supercluster, admin_connection, service_env
+from localnet.clients import admin_connection, service_env
+from localnet.demo import Supercluster
 from localnet.mariadb import MariaDb, available
+from localnet.options import DemoOptions
 from offline.stack_files import PROJECT_DIR
 
 

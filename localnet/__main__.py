@@ -14,55 +14,22 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from localnet.control import ENDPOINTS
 from localnet.control import run as control_run
 from localnet.database import mysql_url
-from localnet.demo import DEFAULT_STATE_DIR, DemoOptions, Supercluster, stop_leftovers
+from localnet.demo import Supercluster, stop_leftovers
+from localnet.options import DEFAULT_STATE_DIR, DemoOptions
 from localnet.processes import Record, in_use, run_exclusively, stop_all
-
-
-def render_report(report: dict[str, Any]) -> str:
-    lines = ["", "== local supercluster report =="]
-    lines.append(
-        f"servers: {report['servers']}; gateways connected both ways: "
-        f"{'yes' if report['gateways'] else 'NO'}"
-    )
-    leader, size = report["meta"]
-    lines.append(f"JetStream: meta leader {leader} over {size} servers")
-    for region, summary in report["requests"].items():
-        served = summary["served_by"]
-        local = served.get(region, 0)
-        share = 100 * local / max(1, summary["answered"])
-        lines.append(
-            f"requests from {region}: {summary['answered']}/{summary['requested']} answered, "
-            f"{summary['failed']} failed, {share:.0f}% served in {region} {served}; "
-            f"in-region latency p50 {summary['latency_ms_p50']} ms, "
-            f"p99 {summary['latency_ms_p99']} ms"
-        )
-    failover = report["failover"]
-    lines.append(
-        f"failover (east calculators stopped): {failover['answered']}/{failover['requested']} "
-        f"answered, {failover['failed']} failed, served by {failover['served_by']}; "
-        f"cross-region latency p50 {failover['latency_ms_p50']} ms, "
-        f"p99 {failover['latency_ms_p99']} ms"
-    )
-    lines.append(
-        f"records stored: {report['recorded']} of {report['published']} published "
-        f"({report['published'] - report['recorded']} missing)"
-    )
-    if "alerts" in report:
-        lines.append(f"alerts firing: {', '.join(report['alerts']) or 'none'}")
-    return "\n".join(lines)
+from localnet.showcase import demonstrate
 
 
 def up(options: DemoOptions, keep_running: bool) -> int:
     cluster = Supercluster(options, say=lambda line: print(f"-- {line}", flush=True))
     outcome = {"code": 1}
 
-    def demonstrate() -> None:
-        outcome["code"] = _demonstrate(cluster, options)
+    def run() -> None:
+        outcome["code"] = demonstrate(cluster, options)
         if keep_running:
             print(
                 f"\nrunning; state in {options.state_dir}. Ctrl-C (or `./dev down "
@@ -72,43 +39,13 @@ def up(options: DemoOptions, keep_running: bool) -> int:
             while True:
                 time.sleep(3600)
 
-    stopped = run_exclusively(options.state_dir, demonstrate, clean_up=cluster.down)
+    stopped = run_exclusively(options.state_dir, run, clean_up=cluster.down)
     if stopped is None:
         return outcome["code"]
     if stopped == 2:  # the state directory is in use
         return 2
     # A kept-running demo whose report was good ends well when it is told to stop.
     return outcome["code"] if keep_running and outcome["code"] == 0 else stopped
-
-
-def _demonstrate(cluster: Supercluster, options: DemoOptions) -> int:
-    cluster.up()
-    requests: dict[str, Any] = {}
-    for seed, region in enumerate(cluster.regions, start=1):
-        print(f"-- {options.requests} requests from {region} ...", flush=True)
-        requests[region] = cluster.request(region, options.requests, seed)
-    print("-- stopping the east calculators; east's requests now cross to west", flush=True)
-    cluster.stop_calculators("east")
-    failover = cluster.request("east", max(1, options.requests // 2), seed=99)
-    published = sum(s["published"] for s in (*requests.values(), failover))
-    print(f"-- waiting for the recorder to store {published} answers ...", flush=True)
-    recorded = cluster.wait_for_records(published)
-    servers = ", ".join(
-        f"{n} {r.spec.replicas}/{r.spec.replicas}" for n, r in cluster.regions.items()
-    )
-    report = {
-        "servers": servers,
-        "gateways": all(cluster.gateways(n) for n in cluster.regions),
-        "meta": cluster.meta_leader(),
-        "requests": requests,
-        "failover": failover,
-        "published": published,
-        "recorded": recorded,
-    }
-    if cluster.prometheus is not None:
-        report["alerts"] = sorted({a["labels"]["alertname"] for a in cluster.prometheus.alerts()})
-    print(render_report(report), flush=True)
-    return 0 if recorded == published and failover["failed"] == 0 else 1
 
 
 def down(state_dir: Path, timeout: float = 90.0) -> int:
@@ -157,10 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run a Prometheus (Debian's) scraping the services and evaluating the alert rules",
     )
     start.add_argument(
-        "--reloader",
+        "--cloud",
         action="store_true",
-        help="the clouds' reload path: control services answer pending and a stand-in for "
-        "the kubelet and the chart's reloader reloads the servers",
+        help="the clouds' ways where they differ: the chart's reloader reloads the servers "
+        "(control puts answer pending), west runs without JetStream, and with --prometheus "
+        "the requesters are scraped as Jobs and the report shows what the alerts make of it",
     )
     stop = commands.add_parser("down", help="stop what an earlier up left running")
     stop.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -221,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as error:
             parser.error(str(error))
     os.umask(0o077)  # what the run writes (keys, logs, the database) is this user's alone
-    options = DemoOptions(
+    options = (DemoOptions.cloud if args.cloud else DemoOptions)(
         state_dir=args.state_dir,
         rtt_ms=args.rtt_ms,
         requests=args.requests,
@@ -229,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         mysql=mysql,
         port_base=args.port_base,
         prometheus=args.prometheus,
-        reloader=args.reloader,
     )
     started = time.monotonic()
     code = up(options, args.keep_running)

@@ -3,6 +3,7 @@ user names, whose password never goes on a command line."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -43,3 +44,34 @@ def mysql_url(url: str, environ: Mapping[str, str], password_file: Path | None) 
     user = quote(parsed.username or "", safe="")
     host = parsed.netloc.rpartition("@")[2]
     return urlunsplit(parsed._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def count_records(mysql: str | None, state_dir: Path) -> int:
+    """Answers the recorder stored so far (distinct request ids), in MySQL or the embedded
+    database; 0 before the recorder made its table."""
+    if mysql is not None:
+        import pymysql  # noqa: PLC0415 (only with --mysql)
+
+        env = database_env(mysql, state_dir)
+        with (
+            pymysql.connect(
+                host=env["DB_HOST"],
+                port=int(env["DB_PORT"]),
+                user=env["DB_USER"],
+                password=env["DB_PASSWORD"],
+                database=env["DB_NAME"],
+            ) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SELECT COUNT(DISTINCT request_id) FROM answers")
+            found = cursor.fetchone()
+            return int(found[0]) if found else 0
+    path = state_dir / "answers.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as embedded:
+        try:
+            row = embedded.execute("SELECT COUNT(DISTINCT request_id) FROM answers")
+        except sqlite3.OperationalError:
+            return 0
+        return int(row.fetchone()[0])

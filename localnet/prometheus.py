@@ -28,6 +28,11 @@ from localnet.region import LOOPBACK, free_port
 PROMETHEUS = "/usr/bin/prometheus"
 # Windows and `for` here are the clusters' divided by 30: 2 minutes become 4 s.
 LOCAL_SCALE = 1 / 30
+TARGETS_FILE = "targets.json"
+# Prometheus hands discovered targets to its scrapers at most every 5 s, on every clock
+# (v2.42.0, Debian's: discovery/manager.go:119 and 344): a target that lives less than that
+# and two scrapes may never be scraped.
+DISCOVERY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -43,25 +48,34 @@ class LocalPrometheus:
     def __init__(
         self,
         directory: Path,
-        targets: Mapping[str, Target],
+        targets: Mapping[str, Target],  # read again at each sync
         *,
         scale: float = LOCAL_SCALE,
         interval_seconds: int = 1,
     ) -> None:
         self.directory = directory
-        self.targets = dict(targets)
+        self.targets = targets
         self.scale = scale
         self.interval = interval_seconds
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+
+    def linger_seconds(self, cloud_seconds: float) -> int:
+        """How long a Job's metrics must stay up here for what `cloud_seconds` gives it in the
+        clouds: scaled down, but never below the discovery delay and two scrapes."""
+        return max(round(cloud_seconds * self.scale), DISCOVERY_SECONDS + 2 * self.interval)
 
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
     def config(self) -> dict[str, Any]:
-        """Scrape every target and evaluate every `interval`; the targets' labels are the
-        ones a PodMonitor copies from the pods (app_kubernetes_io_name, nats_io_region)."""
+        """Scrape every target and evaluate every `interval`. The targets come from a file
+        rewritten as they come and go (`sync`), as a cluster's pod discovery has them: a Job's
+        pod is a target while it runs and none once it is done (prometheus-operator v0.86.1
+        pkg/prometheus/promcfg.go:1402-1403 and 2121-2127: a PodMonitor drops pods in phase
+        Succeeded or Failed). Their labels are the ones a PodMonitor copies from the pods
+        (app_kubernetes_io_name, nats_io_region)."""
         return {
             "global": {
                 "scrape_interval": f"{self.interval}s",
@@ -72,19 +86,29 @@ class LocalPrometheus:
             "scrape_configs": [
                 {
                     "job_name": "services",
-                    "static_configs": [
-                        {
-                            "targets": [f"{LOOPBACK}:{t.port}"],
-                            "labels": {
-                                "app_kubernetes_io_name": t.name,
-                                "nats_io_region": t.region,
-                            },
-                        }
-                        for t in self.targets.values()
+                    "file_sd_configs": [
+                        {"files": [TARGETS_FILE], "refresh_interval": f"{self.interval}s"}
                     ],
                 }
             ],
         }
+
+    def target_groups(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "targets": [f"{LOOPBACK}:{t.port}"],
+                "labels": {"app_kubernetes_io_name": t.name, "nats_io_region": t.region},
+            }
+            for t in self.targets.values()
+        ]
+
+    def sync(self) -> None:
+        """Write the targets as they are now (replaced whole, so Prometheus never reads half a
+        file); it notices within a second."""
+        path = self.directory / TARGETS_FILE
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.target_groups()))
+        partial.replace(path)
 
     def start(self, timeout: float = 30) -> None:
         if not Path(PROMETHEUS).exists():
@@ -93,6 +117,7 @@ class LocalPrometheus:
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "prometheus.yml").write_text(yaml.safe_dump(self.config()))
+        self.sync()
         rules = rule_groups(scale=self.scale, sources=("services",))
         (self.directory / "rules.yml").write_text(rules_text(rules))
         with (self.directory / "prometheus.log").open("ab") as log:

@@ -29,7 +29,8 @@ def deployed() -> dict[str, Evaluation]:
 def control_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supercluster]:
     """East and west (3 + 3 servers), their calculators and control services, no recorder:
     started once for the control service's live test modules."""
-    from localnet.demo import DemoOptions, Supercluster  # noqa: PLC0415 (live tests only)
+    from localnet.demo import Supercluster  # noqa: PLC0415 (live tests only)
+    from localnet.options import DemoOptions  # noqa: PLC0415 (live tests only)
 
     with Supercluster(
         DemoOptions(

@@ -20,11 +20,11 @@ from nats.aio.client import Client
 
 from infra.identities import IdentityName
 from infra.jetstream_ops import Connection, JetStreamApiError, with_admin
-from localnet.clients import connect_as
-from localnet.demo import admin_connection, create_seed_jetstream
-from localnet.demo import service_env as local_service_env
+from localnet.clients import admin_connection, connect_as
+from localnet.clients import service_env as local_service_env
 from localnet.mariadb import MariaDb
 from localnet.region import LocalRegion
+from localnet.seed import create_seed_jetstream
 from localnet.supercluster import RegionPlan, plan_supercluster
 from offline.stack_files import PROJECT_DIR
 from services.calculator import OPERATIONS

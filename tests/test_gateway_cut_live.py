@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from localnet.control import call, connection_of
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LocalRegion
 from localnet.rehearsals.add_region import CENTRAL, EAST, WEST
 from localnet.rehearsals.common import wait_until

@@ -34,7 +34,7 @@ from infra.jetstream_ops import (
     Target,
     with_admin,
 )
-from localnet.demo import admin_connection
+from localnet.clients import admin_connection
 from localnet.region import LocalRegion
 from localnet.supercluster import RegionPlan, plan_supercluster
 

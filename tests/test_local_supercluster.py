@@ -19,15 +19,17 @@ from typing import Any
 import pytest
 
 from infra.jetstream_ops import Connection, JetStreamAdmin, with_admin
+from localnet.clients import admin_connection
 from localnet.database import database_env, mysql_url
-from localnet.demo import DemoOptions, Supercluster, admin_connection
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LocalRegion
 from offline.stack_files import PROJECT_DIR
 
 pytestmark = pytest.mark.live
 
 
-def _processes_under(state_dir: Path) -> list[str]:
+def processes_under(state_dir: Path) -> list[str]:
     """Command lines that mention the state directory (servers and services live there)."""
     found = []
     for proc in Path("/proc").iterdir():
@@ -76,7 +78,7 @@ def test_the_demo_runs_reports_and_leaves_nothing_behind(tmp_path: Path) -> None
     assert failover is not None
     assert float(failover.group(1)) >= 40  # the added round trip is there
     assert "records stored: 150 of 150 published (0 missing)" in out
-    assert _processes_under(state) == []
+    assert processes_under(state) == []
     # Keys, logs and the database are the user's alone: the directory, and what the run wrote.
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     written = [state / "answers.db", *(state / "logs").iterdir()]
@@ -151,7 +153,7 @@ def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:
         if line.startswith("running;"):
             break
         assert time.monotonic() < deadline
-    assert _processes_under(state)
+    assert processes_under(state)
     configs = list(state.glob("*/*/nats.conf"))
     assert configs
     ports = [int(p) for c in configs for p in re.findall(r'"port": (\d+)', c.read_text())]
@@ -169,9 +171,9 @@ def test_down_stops_a_demo_kept_running(tmp_path: Path) -> None:
     demo.wait(timeout=60)
     demo.stdout.close()
     deadline = time.monotonic() + 30
-    while _processes_under(state) and time.monotonic() < deadline:
+    while processes_under(state) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_under(state) == []
+    assert processes_under(state) == []
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from components.meta_peers import MetaPeersProvider
 from infra.meta_ops import MetaGroup, departed_peers, meta_group
-from localnet.demo import admin_connection
+from localnet.clients import admin_connection
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
 from localnet.rehearsals.scale import meta_group_of

@@ -22,7 +22,8 @@ import nats
 
 from infra.jetstream_ops import JetStreamApiError, JetStreamUnreachableError
 from localnet.clients import connect_as
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import (
     Report,

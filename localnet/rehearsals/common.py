@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.jetstream_ops import Connection, JetStreamAdmin, with_admin
-from localnet.demo import admin_connection
+from localnet.clients import admin_connection
 from localnet.region import LocalRegion
 
 Say = Callable[[str], None]

@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LocalRegion
 from localnet.rehearsals.add_region import CENTRAL, EAST, WEST
 from localnet.rehearsals.common import Report, Say, wait_until

@@ -17,7 +17,8 @@ from typing import Any
 
 import dill  # type: ignore[import-untyped]  # what Pulumi serialises dynamic providers with
 
-from localnet.demo import Supercluster, admin_connection
+from localnet.clients import admin_connection
+from localnet.demo import Supercluster
 from localnet.region import LocalRegion
 from localnet.traffic import Traffic, TrafficSummary
 from offline.evaluate import Evaluation, evaluate_in_order

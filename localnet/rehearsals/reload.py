@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.nats_conf import restart_fingerprint
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import Report, Say, server_lives, stream_messages
 from localnet.traffic import Traffic

@@ -24,7 +24,8 @@ from cryptography import x509
 
 from infra.identities import identity
 from infra.pki import ca_spec, client_spec
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.pki import issue, issue_ca
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import Report, Say, stream_messages, wait_until

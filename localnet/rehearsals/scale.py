@@ -19,7 +19,8 @@ from infra.meta_ops import MetaGroup, read_meta_group, remove_departed
 from infra.nats_conf import render_nats_conf
 from infra.nats_values import chart_values
 from localnet.clients import connect_as
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LOOPBACK, LocalRegion, ServerPorts
 from localnet.rehearsals.common import (
     Report,

@@ -15,7 +15,8 @@ from functools import partial
 from pathlib import Path
 
 from infra.meta_ops import MetaGroup
-from localnet.demo import DemoOptions, Supercluster
+from localnet.demo import Supercluster
+from localnet.options import DemoOptions
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import (
     Report,
