@@ -43,10 +43,11 @@ from nats.micro.request import Request
 from infra.callers import caller, reply_allowed
 from infra.identities import CONTROL_PREFIX, IMPORT_REPLIES
 from infra.put_budget import QUEUE_SECONDS, Budget
+from infra.put_request import PutError, parse_put
 from infra.region_health import gathered, region_health
 from infra.region_servers import RegionRelease
 from infra.runtime_checks import server_urls
-from infra.runtime_config import APPLIED, PENDING, PutError, parse_put
+from infra.runtime_config import APPLIED, PENDING
 from infra.runtime_status import Replies, effective, status
 from infra.sys_ping import gather
 from services import logs, metrics

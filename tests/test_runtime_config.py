@@ -19,16 +19,11 @@ from cryptography.x509.oid import NameOID
 from infra.callers import caller, reply_allowed
 from infra.peers import gateway_pins, read_peers
 from infra.pki import spki_pin
+from infra.put_request import MAX_ROUTES, Put, PutError, parse_pins, parse_put, pins_for
 from infra.runtime_config import (
     HISTORY_KEPT,
-    MAX_ROUTES,
-    Put,
-    PutError,
     RuntimeState,
     applied,
-    parse_pins,
-    parse_put,
-    pins_for,
     rolled_back,
     runtime_files,
     with_outcome,
