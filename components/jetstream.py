@@ -109,7 +109,7 @@ class JetStreamProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """An unreachable region's objects leave the state with a warning: their data goes
-        with the region's servers and volumes (docs/operations.md#destroying-regions)."""
+        with the region's servers and volumes (docs/destroying.md#destroying-regions)."""
         from infra.jetstream_ops import JetStreamUnreachableError  # noqa: PLC0415
 
         try:

@@ -73,7 +73,7 @@ class MetaPeersProvider(ResourceProvider):
             print(
                 f"warning: {prefix}*: region unreachable, its servers stay in the JetStream "
                 f"meta group as offline peers until another region's departure or an operator "
-                f"removes them (docs/operations.md#destroying-regions) ({error})",
+                f"removes them (docs/destroying.md#destroying-regions) ({error})",
                 file=sys.stderr,
             )
             return

@@ -29,7 +29,7 @@ Severity = Literal["critical", "warning"]
 Source = Literal["exporter", "services"]
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 # Where each runbook lives (docs/), relative to the repository or to monitoring.runbookBaseUrl.
-CONTROL_RUNBOOK = "docs/operations.md#runtime-control-the-control-service"
+CONTROL_RUNBOOK = "docs/runtime-control.md#runtime-control-the-control-service"
 QUORUM_RUNBOOK = "docs/operations.md#jetstream-quorum"
 CERTIFICATES_RUNBOOK = "docs/operations.md#rotating-certificates"
 TROUBLESHOOTING_RUNBOOK = "docs/operations.md#troubleshooting"

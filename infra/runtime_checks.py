@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.put_request import Put, PutError
 from infra.region_servers import RegionRelease, foreign, names_server, pod_of, route_hosts
-from infra.runtime_config import Put, PutError, RuntimeState
+from infra.runtime_config import RuntimeState
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,13 @@ NATS Services Framework service on the system account, as the `control` identity
   back when verification fails.
 
 The admin reaches it from APP through a service import, the system identity (read-only) reaches
-status and config.get directly; it answers only into those callers' inboxes, never to another
-reply subject (one naming an API would make it a deputy). Reads are served concurrently from
-one shared gathering of the servers' replies, with a bounded number waiting ("busy" beyond it),
-so no reader can delay a put. Puts are applied one at a time, each answered within the put's
-budget (infra/put_budget.py): one that waits too long behind another is answered busy, nothing
+status and config.get directly. Which requests it takes, and how it turns the others away (only
+into those callers' inboxes, a bounded number waiting, refusals logged by kind):
+services/control_admission.py. Reads are served concurrently from one shared gathering of the
+servers' replies. Puts are applied one at a time, each answered within the put's budget
+(infra/put_budget.py): one that waits too long behind another is answered busy, nothing
 changed. A change a killed run left pending is resolved before any put (services/
-control_resume.py). Refusals are logged at most once a minute for each kind of refusal and at
-most LOG_LINES lines a minute in all, each line counting those not logged: keyed by nothing a
-caller chooses (infra/callers.py: the `system` identity writes its own Nats-Request-Info).
+control_resume.py).
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -40,19 +38,20 @@ import nats.micro
 from nats.aio.client import Client
 from nats.micro.request import Request
 
-from infra.callers import caller, reply_allowed
-from infra.identities import CONTROL_PREFIX, IMPORT_REPLIES
+from infra.callers import caller
 from infra.put_budget import QUEUE_SECONDS, Budget
+from infra.put_request import parse_put
 from infra.region_health import gathered, region_health
 from infra.region_servers import RegionRelease
 from infra.runtime_checks import server_urls
-from infra.runtime_config import APPLIED, PENDING, PutError, parse_put
+from infra.runtime_config import APPLIED, PENDING
 from infra.runtime_status import Replies, effective, status
 from infra.sys_ping import gather
 from services import logs, metrics
 from services.config_check import ConfigChecker
 from services.connect import connect, stop_within
-from services.control_put import ChangeFailed, PutTransaction, Timing
+from services.control_admission import MAX_WAITING_READS, Admission, Busy
+from services.control_put import PutTransaction, Timing
 from services.control_resume import resume
 from services.put_watch import NOTHING_TO_LOAD, PendingWatches
 from services.reload_watch import ReloadWatch
@@ -61,13 +60,7 @@ from services.server_links import ServerLinks
 from services.settings import ControlSettings, NatsSettings
 
 VERSION = "1.1.0"
-REPLY_PREFIXES = ("_INBOX.system.", IMPORT_REPLIES.removesuffix(">"))
 PINGS = ("varz", "routez", "gatewayz", "jsz", "healthz")
-MAX_WAITING_READS = 64
-MAX_WAITING_PUTS = 16
-# Refusals logged in all, per THROTTLE_SECONDS, whatever their kind.
-LOG_LINES = 6
-THROTTLE_SECONDS = 60.0
 PENDING_NOTE = (
     "stored in the ConfigMap; the kubelet copies it into the servers' pods at its next sync "
     "(within 90 s) and the chart's reloader, seeing the files' content changed, has each server "
@@ -75,12 +68,6 @@ PENDING_NOTE = (
     "and why) in config.get's history under this change; a later put before then takes the "
     "watch over."
 )
-
-Work = Callable[[Request], Awaitable[dict[str, Any]]]
-
-
-class Busy(Exception):  # noqa: N818 (an answer, not a bug)
-    """A put turned away before anything changed: others are ahead of it."""
 
 
 async def ping(client: Client, wait: float, kinds: tuple[str, ...] = PINGS) -> Replies:
@@ -97,7 +84,10 @@ async def ping(client: Client, wait: float, kinds: tuple[str, ...] = PINGS) -> R
     return replies
 
 
-class Control:
+class Control(Admission):
+    """One region's control service: status, config.get and config.put, the region's health
+    for the metrics, and a change an earlier run left pending."""
+
     def __init__(
         self,
         client: Client,
@@ -115,13 +105,11 @@ class Control:
         reloads: ReloadWatch | None = None,
         release: RegionRelease | None = None,
     ) -> None:
+        super().__init__(cluster, logger, max_waiting_reads=max_waiting_reads)
         self.client = client
-        self.cluster = cluster
         self.store = store
         self.reload_by_request = reload_by_request
-        self.logger = logger
         self.wait = wait
-        self.max_waiting_reads = max_waiting_reads
         self.transaction = PutTransaction(
             client,
             cluster,
@@ -138,109 +126,11 @@ class Control:
         self.reloads = reloads
         self.known_regions = tuple(gateway_pins or {})
         metrics.control_ready(cluster)
-        self.refusals = logs.Throttle(logger, THROTTLE_SECONDS, lines=LOG_LINES)
-        self.refused_replies = 0
-        self.waiting_reads = 0
-        self.waiting_puts = 0
         # Set while no change an earlier run left pending stands in a put's way (resume).
         self.resumed = asyncio.Event()
         self.resumed.set()
         self._put_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._flights: dict[tuple[str, ...], asyncio.Future[Replies]] = {}
-
-    def subject(self, endpoint: str) -> str:
-        return f"{CONTROL_PREFIX}.{self.cluster}.{endpoint}"
-
-    async def answer(self, request: Request, *, work: Work, read: bool) -> None:
-        reply = request._msg.reply  # the framework's Request does not expose the reply subject
-        who = caller(request.headers)
-        endpoint = request.subject.removeprefix(self.subject(""))
-        if not reply_allowed(reply, REPLY_PREFIXES):
-            self.refused_replies += 1
-            self.refusals.event(
-                f"reply {endpoint}",
-                "request with a reply subject outside the callers' inboxes ignored",
-                level=logging.WARNING,
-                reply=reply[:80],
-                claimed_caller=who,
-            )
-            return
-        waiting = self.waiting_reads if read else self.waiting_puts
-        if waiting >= (self.max_waiting_reads if read else MAX_WAITING_PUTS):
-            if not read:
-                metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
-            self.refusals.event(f"busy {endpoint}", "refused: busy", claimed_caller=who)
-            await request.respond_error(
-                "503", f"busy: {waiting} requests waiting; nothing changed, try again in a second"
-            )
-            return
-        self.spawn(self._serve(request, work, who, read=read), read=read)
-
-    def spawn(self, work: Awaitable[None], *, read: bool | None = None) -> asyncio.Task[None]:
-        """`work` as a task the service stops with it; `read`: a read (True) or a put (False)
-        waiting, counted while it runs."""
-        if read is not None:
-            self._count(read, 1)
-
-        async def run() -> None:
-            try:
-                await work
-            finally:
-                if read is not None:
-                    self._count(read, -1)
-
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _count(self, read: bool, step: int) -> None:
-        if read:
-            self.waiting_reads += step
-        else:
-            self.waiting_puts += step
-
-    async def _serve(self, request: Request, work: Work, who: str, *, read: bool = True) -> None:
-        try:
-            answer = await work(request)
-        except PutError as error:
-            if not read:
-                metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
-            self.refusals.event(
-                f"refused {'read' if read else 'put'}",
-                "request refused",
-                level=logging.WARNING,
-                caller=who,
-                error=str(error)[:300],
-            )
-            await request.respond_error("400", str(error))
-            return
-        except Busy as busy:
-            metrics.CONTROL_PUTS.labels(self.cluster, "refused").inc()
-            self.refusals.event("busy put", "put refused: busy", caller=who)
-            await request.respond_error("503", str(busy))
-            return
-        except ChangeFailed as failed:
-            metrics.CONTROL_PUTS.labels(self.cluster, "rolled_back").inc()
-            self.logger.warning(
-                "runtime change rolled back", extra={"fields": {"caller": who, "why": str(failed)}}
-            )
-            await request.respond_error("500", str(failed))
-            return
-        except Exception as error:  # the store or the servers failed: say so, keep serving
-            self.logger.exception("request failed", extra={"fields": {"caller": who}})
-            await request.respond_error(
-                "500",
-                f"failed: {type(error).__name__}: {str(error)[:200]}; nothing was changed"
-                if read
-                else f"failed: {type(error).__name__}: {str(error)[:200]}; config.get shows "
-                "whether the change was stored",
-            )
-            return
-        if not read:
-            metrics.CONTROL_PUTS.labels(self.cluster, str(answer["outcome"]).split(":")[0]).inc()
-        await request.respond(json.dumps(answer).encode())
 
     async def _replies(self, kinds: tuple[str, ...]) -> Replies:
         """The servers' replies to `kinds`, one gathering shared by every request that asks
@@ -345,9 +235,7 @@ class Control:
             self.resumed.set()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().stop()
         if self.transaction.links is not None:
             await self.transaction.links.close()
 

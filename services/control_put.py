@@ -28,6 +28,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from infra.put_budget import ASK_SECONDS, RELOAD_SECONDS, Budget, window
+from infra.put_request import Put, PutError, pins_for
 from infra.region_servers import RegionRelease
 from infra.runtime_checks import (
     Expectation,
@@ -45,12 +46,9 @@ from infra.runtime_config import (
     PENDING,
     ROLLED_BACK,
     SUPERSEDED,
-    Put,
-    PutError,
     RuntimeState,
     applied,
     confirmed,
-    pins_for,
     rolled_back,
     with_outcome,
 )

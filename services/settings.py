@@ -9,10 +9,10 @@ from pathlib import Path
 
 from infra.identities import MATH_OPERATIONS
 from infra.put_budget import MAX_VERIFY_SECONDS
+from infra.put_request import parse_pins
 from infra.region_servers import check_namespace, parse_servers
 from infra.reload_check import GRACE_SECONDS, SPREAD_SECONDS
 from infra.runtime_checks import server_urls
-from infra.runtime_config import parse_pins
 
 
 class SettingsError(ValueError):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from infra.alerts import ALERTS, rule_groups, rules_text
-from tests.test_alert_rules import EAST, Case, expected, fires, promtool, quiet, run_case
+from tests.promtool_cases import EAST, Case, expected, fires, promtool, quiet, run_case
 
 CENTRAL = 'server="azure-centralus-central-0"'
 # More cases for alerts whose behaviour turns on more than one input shape.

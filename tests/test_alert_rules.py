@@ -1,49 +1,17 @@
 """Every alert rule under `promtool test rules` (Debian's prometheus 2.42, installed by ./dev):
 series shaped as the fact table says (tests/test_metric_facts.py), one case where the alert
 fires with exactly the labels and annotations an operator gets, and one where it stays quiet
-(below its threshold, or above it for less than its `for`). Also: the shipped rules file is
-what the code generates, promtool accepts it, and each alert has its section in
-docs/observability.md."""
+(below its threshold, or above it for less than its `for`). The harness:
+tests/promtool_cases.py; the rules as shipped: tests/test_alert_rules_shipped.py."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from infra.alerts import ALERTS, rule, rule_groups, rules_text
-from offline.stack_files import PROJECT_DIR
-
-RULES_FILE = PROJECT_DIR / "monitoring" / "rules.yml"
-OBSERVABILITY_DOC = PROJECT_DIR / "docs" / "observability.md"
-
-EAST = 'region="east"'
-SERVER = 'server="aws-us-east-1-east-0"'
-
-
-@dataclass(frozen=True)
-class Case:
-    """Input series (PromQL selector -> promtool values, one per minute), when to look, and
-    the alerts' labels then (besides alertname and severity); [] means none."""
-
-    series: dict[str, str]
-    at: str
-    fired: list[dict[str, str]]
-
-
-def fires(series: dict[str, str], at: str, *fired: dict[str, str]) -> Case:
-    return Case(series, at, list(fired))
-
-
-def quiet(series: dict[str, str], at: str) -> Case:
-    return Case(series, at, [])
-
+from infra.alerts import ALERTS
+from tests.promtool_cases import EAST, SERVER, Case, fires, quiet, run_case
 
 EAST_WEST = {"region": "east", "remote": "west"}
 STREAM = 'account="APP",stream="answers"'
@@ -298,53 +266,6 @@ CASES: dict[str, tuple[Case, Case]] = {
 }
 
 
-def promtool() -> str:
-    found = shutil.which("promtool") or "/usr/bin/promtool"
-    assert Path(found).exists(), "promtool is missing: ./dev test installs Debian's prometheus"
-    return found
-
-
-def expected(name: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The alert as promtool reports it: the rule's labels and its annotations with
-    `{{ $labels.x }}` filled in."""
-    (alert,) = (a for a in ALERTS if a.name == name)
-    spec = rule(alert)
-    annotations = {
-        key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
-        for key, text in spec["annotations"].items()
-    }
-    return {"exp_labels": {**spec["labels"], **labels}, "exp_annotations": annotations}
-
-
-def run_case(tmp_path: Path, name: str, case: Case) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "rules.yml").write_text(rules_text(rule_groups()))
-    test = {
-        "rule_files": ["rules.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
-                "alert_rule_test": [
-                    {
-                        "eval_time": case.at,
-                        "alertname": name,
-                        "exp_alerts": [expected(name, labels) for labels in case.fired],
-                    }
-                ],
-            }
-        ],
-    }
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
-    return subprocess.run(
-        [promtool(), "test", "rules", "test.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     assert set(CASES) == {a.name for a in ALERTS}
     for firing, silent in CASES.values():
@@ -370,45 +291,3 @@ def test_a_wrong_expectation_fails_promtool(tmp_path: Path) -> None:
     result = run_case(tmp_path, "NatsGatewayDown", Case(firing.series, firing.at, []))
     assert result.returncode != 0
     assert "NatsGatewayDown" in result.stdout + result.stderr
-
-
-def test_the_shipped_rules_file_is_the_generated_one_and_promtool_accepts_it() -> None:
-    """monitoring/rules.yml is for a Prometheus without the operator; `python -m
-    tools.monitoring_files` writes it."""
-    assert RULES_FILE.read_text() == rules_text(rule_groups())
-    result = subprocess.run(
-        [promtool(), "check", "rules", str(RULES_FILE)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
-
-
-def test_runbooks_point_into_the_docs_and_each_alert_has_its_section() -> None:
-    doc = OBSERVABILITY_DOC.read_text()
-    anchors = {
-        re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-        for h in re.findall(r"^#+ (.+)$", doc, re.MULTILINE)
-    }
-    for alert in ALERTS:
-        assert alert.name.lower() in anchors, alert.name
-        path, _, anchor = alert.runbook.partition("#")
-        assert path in {"docs/operations.md", "docs/architecture.md", "docs/observability.md"}
-        assert anchor
-        if path == "docs/observability.md":
-            assert anchor in anchors
-    based = rule_groups(base_url="https://example.com/repo/blob/main/")
-    urls = {r["annotations"]["runbook_url"] for r in based["groups"][0]["rules"]}
-    assert all(u.startswith("https://example.com/repo/blob/main/docs/") for u in urls)
-
-
-def test_scaled_rules_keep_their_expressions_on_a_shorter_clock() -> None:
-    """What the local Prometheus evaluates: the services' alerts only, windows and `for`
-    divided, nothing else changed."""
-    scaled = rule_groups(scale=1 / 30, sources=("services",))["groups"][0]["rules"]
-    full = {r["alert"]: r for r in rule_groups()["groups"][0]["rules"]}
-    assert {r["alert"] for r in scaled} == {a.name for a in ALERTS if a.source == "services"}
-    gateway = next(r for r in scaled if r["alert"] == "NatsGatewayDown")
-    assert (gateway["for"], full["NatsGatewayDown"]["for"]) == ("4s", "2m")
-    dead = next(r for r in scaled if r["alert"] == "RecorderDeadLetters")
-    assert "[20s]" in dead["expr"]
-    assert dead["expr"].replace("[20s]", "[10m]") == full["RecorderDeadLetters"]["expr"]

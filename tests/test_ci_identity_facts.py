@@ -1,6 +1,6 @@
 """The CI identities can do what the program does and no more: facts about the Azure built-in roles
 and the AWS session the workflows ask for, read from their sources, checked against the
-documented setup commands (docs/operations.md, parsed here so the docs and the code cannot
+documented setup commands (docs/deploying.md, parsed here so the docs and the code cannot
 drift), the workflows and the resources the program registers under the mocks.
 
 Sources:
@@ -104,8 +104,8 @@ def allows(role: str, action: str) -> bool:
 
 
 def _documented_commands() -> list[list[str]]:
-    """Every `az role assignment create` in docs/operations.md, continuation lines joined."""
-    text = (PROJECT_DIR / "docs" / "operations.md").read_text()
+    """Every `az role assignment create` in docs/deploying.md, continuation lines joined."""
+    text = (PROJECT_DIR / "docs" / "deploying.md").read_text()
     joined = re.sub(r"\\\n\s*", " ", text)
     return [
         shlex.split(line.strip(), comments=True)
@@ -214,7 +214,7 @@ def test_deploys_and_destroys_get_a_session_that_outlasts_the_job() -> None:
         assert seconds[command] >= job["timeout-minutes"] * 60 > DEFAULT_SESSION_SECONDS
         assert MIN_SESSION_SECONDS <= seconds[command] <= MAX_SESSION_SECONDS
     # The documented role setup allows exactly what the workflow asks for.
-    docs = (PROJECT_DIR / "docs" / "operations.md").read_text()
+    docs = (PROJECT_DIR / "docs" / "deploying.md").read_text()
     durations = re.findall(r"--max-session-duration (\d+)", docs)
     assert len(durations) >= 2
     assert {int(d) for d in durations} == {seconds["up"]}

@@ -19,7 +19,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.micro.request import Request
 
-from infra.runtime_config import parse_put
+from infra.put_request import parse_put
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
 from localnet.region import LocalRegion, free_port

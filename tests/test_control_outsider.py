@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from infra.put_budget import PUT_SECONDS, QUEUE_SECONDS
-from infra.runtime_config import parse_put
+from infra.put_request import parse_put
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
 from localnet.region import LocalRegion

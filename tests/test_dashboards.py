@@ -14,7 +14,7 @@ import yaml
 from infra.dashboards import APPLICATION, DASHBOARDS
 from offline.stack_files import PROJECT_DIR
 from tests.metric_facts import parse_query, unknown_in
-from tests.test_alert_rules import promtool
+from tests.promtool_cases import promtool
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from infra.put_request import PutError, parse_put
 from infra.region_servers import RegionRelease, names_server, pod_of
 from infra.runtime_checks import (
     Expectation,
@@ -23,7 +24,7 @@ from infra.runtime_checks import (
     silent,
     stranded,
 )
-from infra.runtime_config import HISTORY_BYTES, MAX_STATE_BYTES, PutError, parse_put
+from infra.runtime_config import HISTORY_BYTES, MAX_STATE_BYTES
 
 PREFIX = "aws-us-east-1-"
 EAST = RegionRelease("east", "nats", {f"{PREFIX}east-{i}": 6222 for i in range(3)})

@@ -9,15 +9,14 @@ import json
 from typing import Any
 
 from infra.pending_change import loads_of, pending_entry, recorded_before, restored, resumed
+from infra.put_request import Put, parse_put
 from infra.runtime_checks import problems, region_of
 from infra.runtime_config import (
     BEFORE,
-    Put,
     RuntimeState,
     applied,
     before_of,
     confirmed,
-    parse_put,
     rolled_back,
     with_outcome,
 )

@@ -23,7 +23,7 @@ a new pin may carry pull request #4593: read the Release's rule again).
 So a destroy run with credentials the cluster refuses drops every object deleted before the
 first Release and then stops at the Release; everything the Release depends on stays in the
 state. A destroy whose cluster is really gone stops at the Release too
-(docs/operations.md#destroying-regions says what to do).
+(docs/destroying.md#destroying-regions says what to do).
 """
 
 from __future__ import annotations

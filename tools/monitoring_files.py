@@ -1,6 +1,7 @@
 """Writes the monitoring files the repository ships for setups outside this program: the alert
 rules as a plain Prometheus rules file and the Grafana dashboards as JSON, all generated from
-infra/ (tests/test_alert_rules.py and tests/test_dashboards.py hold the files to the code).
+infra/ (tests/test_alert_rules_shipped.py and tests/test_dashboards.py hold the files to the
+code).
 
     .venv/bin/python -m tools.monitoring_files
 """
