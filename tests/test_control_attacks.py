@@ -53,7 +53,10 @@ def under_traffic(cluster: Supercluster) -> Iterator[None]:
         summaries = [t.stop() for t in traffic]
     east = cluster.regions["east"]
     wait_until(lambda: meshed(east), 20, "east's servers routed to one another")
-    assert undelivered(east) == []
+    # ROUTEZ lists a pair as routed once one of its pooled route connections is up (nats-server
+    # v2.14.2 keeps DEFAULT_ROUTE_POOL_SIZE = 3 per pair, server/const.go:159, and an account's
+    # messages take one of them): delivery between every pair follows within seconds.
+    wait_until(lambda: undelivered(east) == [], 20, "every pair of east's servers delivering")
     for summary in summaries:
         print(summary.line())
         assert summary.failed == 0, summary.line()
@@ -128,9 +131,15 @@ def test_forced_partitions_are_applied_verified_and_rolled_back(
             began = time.monotonic()
             ok, answer = call(east, "admin", "config.put", {"routes": routes, "force": True})
             took = time.monotonic() - began
-            ok_config, config = call(east, "admin", "config.get")
+            # While routes re-form a read may reach no server routed to the service: ask again.
+            ok_config, config = call(east, "admin", "config.get", wait=10)
             assert ok_config, config
             assert config["history"][-1]["routes"] == routes  # what was tried stays on record
+            if not ok and str(answer).startswith("TimeoutError"):
+                # The answer crossed a route the split closed and was lost with it (the CLI
+                # says so); the history records the outcome, as the CLI tells the operator.
+                assert config["history"][-1]["outcome"] != "pending", config["history"][-1]
+                answer = config["history"][-1]["outcome"]
             if ok:
                 # The servers' gossip joined the two left out (nats-server forwards a new
                 # route's address to the others): verified whole, so it stays.
@@ -182,6 +191,10 @@ def test_a_failed_reload_is_rolled_back_never_reported_as_success(
         assert east.reload(1) is None
 
 
+def _busy(ok: bool, answer: Any) -> bool:
+    return not ok and str(answer).startswith("busy: ")
+
+
 def test_two_control_services_putting_at_once_lose_no_change(
     control_cluster: Supercluster, east: LocalRegion
 ) -> None:
@@ -207,6 +220,11 @@ def test_two_control_services_putting_at_once_lose_no_change(
             began = time.monotonic()
             answers = asyncio.run(all_at_once())
             took = time.monotonic() - began
+            # A put that waited its turn past the budget is turned away with nothing changed
+            # (infra/put_budget.py); its caller asks again, as the answer says.
+            busy = [b for b, (ok, a) in zip(bodies, answers, strict=True) if _busy(ok, a)]
+            answers = [r for r in answers if not _busy(*r)]
+            answers += [call(east, "admin", "config.put", b) for b in busy]
             assert [a for ok, a in answers if not ok] == []
             outcomes = [a["outcome"] for _, a in answers]
             assert set(outcomes) <= {"applied", "superseded"}, outcomes
