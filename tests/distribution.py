@@ -3,17 +3,34 @@
 A fixture wider than a test is set up once per worker that needs it, and the live ones start
 servers; so tests that share one run on one worker: those using a session fixture (a running
 supercluster, the evaluated stacks) form a group named after it, those using a module fixture a
-group per module, and the rest go wherever a worker is free. Live tests are handed out first,
-since they take longest and mostly wait, so that the short pure tests fill the end.
+group per module, and the rest go wherever a worker is free. Live tests that share nothing come
+first (each starts a supercluster of its own: the longest), then the other live tests, then the
+pure ones, which fill the end (tests/distribution.py `_order`).
+
+xdist's own loadgroup carries a test's group in its id, which pytest 9.2 no longer lets a
+plugin change, so it groups nothing there (pytest-xdist issue #1386, open, with pytest 9.2.0
+and xdist 3.8.0 as pinned). Here the workers write each test's group to a file the controller
+names, and the controller's scheduler reads it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 from tests.lanes import LIVE
 
 _SHARED_SCOPES = {"session": 0, "package": 1, "module": 2}
+_GROUPS_KEY = "distribution_groups"
+_GROUPS = pytest.StashKey[Path]()
 
 
 def group_of(item: pytest.Item) -> str | None:
@@ -24,8 +41,8 @@ def group_of(item: pytest.Item) -> str | None:
     shared = {}
     for name, definitions in info.name2fixturedefs.items():
         definition = definitions[-1]
-        if definition.scope in _SHARED_SCOPES and definition.func.__module__.startswith("tests."):
-            shared[name] = definition  # plugins' wide fixtures (tmp_path_factory) cost nothing
+        if definition.scope in _SHARED_SCOPES and definition.baseid:
+            shared[name] = definition  # plugins' own (tmp_path_factory: no baseid) cost nothing
     if not shared:
         return None
     widest = min(_SHARED_SCOPES[d.scope] for d in shared.values())
@@ -40,12 +57,65 @@ def group_of(item: pytest.Item) -> str | None:
     return bases[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def _order(item: pytest.Item, group: str | None) -> tuple[int, bool]:
+    """Live tests sharing nothing, live groups, pure groups (the evaluated stacks), the rest."""
+    if item.get_closest_marker(LIVE) is not None:
+        return 0, group is not None
+    return 1, group is None
+
+
+class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+    """xdist's scheduling by scope, the scope of a test being its group (or the test itself),
+    in the order the workers collected them (no reordering by size)."""
+
+    def __init__(self, config: pytest.Config, log: Producer | None, groups: Path) -> None:
+        super().__init__(config, log)
+        self.groups_file = groups
+        self._groups: dict[str, str] | None = None
+
+    def _split_scope(self, nodeid: str) -> str:
+        if self._groups is None:  # read once every worker has collected (schedule)
+            self._groups = json.loads(self.groups_file.read_text())
+        return self._groups.get(nodeid, nodeid)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") == "loadgroup":
+        config.stash[_GROUPS] = Path(tempfile.mkdtemp(prefix="pytest-groups-")) / "groups.json"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    groups = config.stash.get(_GROUPS, None)
+    if groups is not None:
+        shutil.rmtree(groups.parent, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """The controller tells each worker where to write the groups."""
+    groups = node.config.stash.get(_GROUPS, None)
+    if groups is not None:
+        node.workerinput[_GROUPS_KEY] = str(groups)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadScopeScheduling | None:
+    groups = config.stash.get(_GROUPS, None)
+    if groups is None:
+        return None
+    config.option.loadscopereorder = False  # the order the workers collected
+    return GroupScheduling(config, log, groups)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput"):
-        return  # one process: keep the usual order
-    for item in items:
-        group = group_of(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.get_closest_marker(LIVE) is None)
+    """On a worker: the items in the order above, and their groups written for the
+    controller (every worker writes the same; a whole file replaces another at once)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or _GROUPS_KEY not in workerinput:
+        return  # one process: the usual order
+    groups = {item.nodeid: group_of(item) for item in items}
+    items.sort(key=lambda item: _order(item, groups[item.nodeid]))
+    path = Path(workerinput[_GROUPS_KEY])
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps({k: f"@{g}" for k, g in groups.items() if g is not None}))
+    partial.replace(path)

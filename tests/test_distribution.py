@@ -1,0 +1,76 @@
+"""The distribution over workers (tests/distribution.py), run on a small suite of its own:
+tests sharing a session fixture run on one worker, whatever module they are in; so do those of
+a module sharing a module fixture; the rest go wherever a worker is free. xdist's own
+loadgroup groups nothing with pytest 9.2 (pytest-xdist issue #1386): this fails on it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from offline.stack_files import PROJECT_DIR
+
+CONFTEST = """
+import pytest
+
+@pytest.fixture(scope="session")
+def shared():
+    return object()
+
+@pytest.fixture(scope="session")
+def built_on(shared):
+    return shared
+"""
+SESSION_USERS = """
+def test_a(shared): pass
+def test_b(built_on): pass
+def test_c(shared): pass
+"""
+MODULE_USERS = """
+import pytest
+
+@pytest.fixture(scope="module")
+def here():
+    return object()
+
+def test_m1(here): pass
+def test_m2(here): pass
+def test_m3(here): pass
+"""
+LONERS = "\n".join(f"def test_{n}(): pass" for n in range(8))
+
+
+def test_tests_sharing_a_fixture_run_on_one_worker(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(CONFTEST)
+    (suite / "test_first.py").write_text(SESSION_USERS)
+    (suite / "test_second.py").write_text(SESSION_USERS.replace("test_", "test_other_"))
+    (suite / "test_module.py").write_text(MODULE_USERS)
+    (suite / "test_loners.py").write_text(LONERS)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "tests.distribution", "-p", "no:cacheprovider"),
+            *("-n", "2", "--dist", "loadgroup", "-v", "-c", os.devnull, "--rootdir", str(tmp_path)),
+            str(suite),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ran = {
+        test: worker
+        for worker, test in re.findall(r"\[(gw\d)\] .*PASSED \S+::(\w+)", result.stdout)
+    }
+    assert len(ran) == 6 + 3 + 8, result.stdout
+    session = {ran[t] for t in ran if t.startswith(("test_a", "test_b", "test_c", "test_other"))}
+    module = {ran[t] for t in ("test_m1", "test_m2", "test_m3")}
+    assert len(session) == 1, ran
+    assert len(module) == 1, ran
