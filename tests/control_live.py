@@ -9,6 +9,8 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import permutations
 from typing import Any
 
@@ -18,7 +20,9 @@ from infra.identities import IdentityName
 from infra.put_budget import CLI_SECONDS
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
-from localnet.region import LocalRegion
+from localnet.region import LocalRegion, free_port
+from localnet.rehearsals.common import wait_until
+from localnet.traffic import Traffic
 
 ADMIN_DN = "CN=admin,O=nats-supercluster in account APP"
 
@@ -96,6 +100,16 @@ def routed_to(region: LocalRegion, ordinal: int) -> set[str]:
     return {r["remote_name"] for r in region.monitor(ordinal, "routez")["routes"]}
 
 
+def route_connections(region: LocalRegion) -> dict[int, dict[str, int]]:
+    """Per server, how many route connections it holds to each other server (a whole pair has
+    the pool's 3; an account's messages take one of them)."""
+    counts: dict[int, dict[str, int]] = {}
+    for i in range(region.spec.replicas):
+        names = [r["remote_name"] for r in region.monitor(i, "routez")["routes"]]
+        counts[i] = {name: names.count(name) for name in sorted(set(names))}
+    return counts
+
+
 def meshed(region: LocalRegion) -> bool:
     """Every server of the region routed to every other (ROUTEZ of each)."""
     names = {server_name(region, i) for i in range(region.spec.replicas)}
@@ -153,3 +167,63 @@ def undelivered(region: LocalRegion, seconds: float = 3.0) -> list[tuple[int, in
     """The ordered pairs of the region's servers (from, to) across which a message published
     by a client of one did not reach a subscriber on the other."""
     return asyncio.run(_undelivered(region, seconds))
+
+
+RUNTIME_FILES = ("routes.conf", "gateways.conf", "state.json")
+
+
+@contextmanager
+def under_traffic(cluster: Supercluster) -> Iterator[None]:
+    """Traffic in every region for the block; afterwards each of east's six ordered server
+    pairs delivers, and no request failed after retries."""
+    traffic = [Traffic(region).start() for region in cluster.regions.values()]
+    try:
+        yield
+    finally:
+        summaries = [t.stop() for t in traffic]
+    east = cluster.regions["east"]
+    wait_until(lambda: meshed(east), 20, "east's servers routed to one another")
+    # ROUTEZ lists a pair as routed once one of its pooled route connections is up (nats-server
+    # v2.14.2 keeps DEFAULT_ROUTE_POOL_SIZE = 3 per pair, server/const.go:159, and an account's
+    # messages take one of them): delivery between every pair follows within seconds.
+    missing: list[tuple[int, int]] = []
+
+    def delivering() -> bool:
+        missing[:] = undelivered(east)
+        return not missing
+
+    try:
+        wait_until(delivering, 20, "every pair of east's servers delivering")
+    except TimeoutError as error:
+        raise AssertionError(f"{error}: {missing} undelivered, {route_connections(east)}") from None
+    for summary in summaries:
+        print(summary.line())
+        assert summary.failed == 0, summary.line()
+
+
+def region_files(region: LocalRegion) -> dict[str, str]:
+    return {name: (region.runtime_dir / name).read_text() for name in RUNTIME_FILES}
+
+
+def put_base(region: LocalRegion) -> None:
+    ok, answer = call(region, "admin", "config.put", {"routes": base_routes(region)}, wait=15)
+    assert ok, answer
+
+
+def settled_config(region: LocalRegion, deadline: float) -> dict[str, Any]:
+    """config.get once the last put has an outcome (by the put's own budget at the latest);
+    while routes re-form a read may reach no server routed to the service, so it asks again."""
+    while True:
+        ok, config = call(region, "admin", "config.get", wait=10)
+        assert ok, config
+        if config["history"][-1]["outcome"] != "pending" or time.monotonic() > deadline:
+            assert config["history"][-1]["outcome"] != "pending", config["history"][-1]
+            return dict(config)
+        time.sleep(0.5)
+
+
+def spare_route(region: LocalRegion) -> str:
+    """A route to a server the region may get later (none runs there now): it names no server
+    of the region, so a put naming it is forced."""
+    names = region.spec.names
+    return f"tls://{names.pod(7)}.{names.headless_service}:{free_port()}"

@@ -3,9 +3,8 @@
 A fixture wider than a test is set up once per worker that needs it, and the live ones start
 servers; so tests that share one run on one worker: those using a session fixture (a running
 supercluster, the evaluated stacks) form a group named after it, those using a module fixture a
-group per module, and the rest go wherever a worker is free. Live tests that share nothing come
-first (each starts a supercluster of its own: the longest), then the other live tests, then the
-pure ones, which fill the end (tests/distribution.py `_order`).
+group per module, and the rest go wherever a worker is free. Live tests come first, the biggest
+units first, and the pure ones fill the end (`_order`), so that both workers end together.
 
 xdist's own loadgroup carries a test's group in its id, which pytest 9.2 no longer lets a
 plugin change, so it groups nothing there (pytest-xdist issue #1386, open, with pytest 9.2.0
@@ -57,11 +56,13 @@ def group_of(item: pytest.Item) -> str | None:
     return bases[0]
 
 
-def _order(item: pytest.Item, group: str | None) -> tuple[int, bool]:
-    """Live tests sharing nothing, live groups, pure groups (the evaluated stacks), the rest."""
-    if item.get_closest_marker(LIVE) is not None:
-        return 0, group is not None
-    return 1, group is None
+def _order(item: pytest.Item, group: str | None) -> tuple[int, int]:
+    """Live before pure; in each, the groups sharing a session fixture (the control service's
+    running supercluster: the longest unit of all), then those sharing a module fixture, then
+    tests sharing nothing. A worker takes the next unit when it is down to its last pending
+    test, so the big units go first and the small ones even out the end."""
+    kind = 2 if group is None else 1 if group.endswith(".py") else 0
+    return 0 if item.get_closest_marker(LIVE) is not None else 1, kind
 
 
 class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped

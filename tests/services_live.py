@@ -118,7 +118,8 @@ def running_calculators(
         Service("calculator", service_env(region, "calculator", OPERATION=op), logs / f"{op}.log")
         for op in OPERATIONS
     ]
-    wait_for_service(region, "math.numbers.divide")
+    for op in OPERATIONS:  # each its own process: one serving says nothing of the others
+        wait_for_service(region, f"math.numbers.{op}")
     yield
     for service in running:
         service.stop()

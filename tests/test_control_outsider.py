@@ -21,7 +21,16 @@ from localnet.demo import Supercluster
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
 from services.control_put import ChangeFailed, Timing
-from tests.control_live import ADMIN_DN, base_routes, call, gateways, meshed, server_name, whole
+from tests.control_live import (
+    ADMIN_DN,
+    base_routes,
+    call,
+    gateways,
+    meshed,
+    put_base,
+    server_name,
+    whole,
+)
 from tests.control_steps import bystander, outcome_of, paused, put_at, state_of, transaction
 
 pytestmark = pytest.mark.live
@@ -40,11 +49,6 @@ def _put(region: LocalRegion, body: Any) -> tuple[bool, Any]:
     return asyncio.run(put_at(region, body))
 
 
-def _put_base(region: LocalRegion) -> None:
-    ok, answer = call(region, "admin", "config.put", {"routes": base_routes(region)}, wait=15)
-    assert ok, answer
-
-
 def _lift_cut(cluster: Supercluster, region: LocalRegion) -> None:
     """Whatever a test or the code under test left, the shared cluster whole again."""
     if state_of(region)["cut_gateways"] or not whole(cluster):
@@ -60,7 +64,7 @@ def test_a_forced_cut_while_a_server_is_paused_is_not_applied(
     forced cut is not applied: it would not reach that server, which would go on running
     without it once it goes on."""
     east = control_cluster.regions["east"]
-    _put_base(east)
+    put_base(east)
     before = _files(east)
     silent = bystander(east)
     name = server_name(east, silent)
@@ -89,7 +93,7 @@ def test_routes_leaving_out_a_paused_server_are_refused_as_while_it_runs(
 ) -> None:
     """Item 2: the partition check counts the region's servers, not the ones that answer."""
     east = control_cluster.regions["east"]
-    _put_base(east)
+    put_base(east)
     before = _files(east)
     silent = bystander(east)
     name = server_name(east, silent)
@@ -105,7 +109,7 @@ def test_routes_leaving_out_a_paused_server_are_refused_as_while_it_runs(
     finally:
         east.wait_healthy(silent)
         if _files(east) != before:
-            _put_base(east)
+            put_base(east)
     ok, running = _put(east, {"routes": others})
     assert not ok
     assert f"would leave {name} out" in str(running)
@@ -118,7 +122,7 @@ def test_a_server_silent_after_the_check_rolls_the_put_back_within_the_budget(
     """Item 1: a server that stops answering between the check and its reload makes the change
     fail and roll back, named, in less than the put's budget (the CLI waits longer)."""
     east = control_cluster.regions["east"]
-    _put_base(east)
+    put_base(east)
     before = _files(east)
     silent = bystander(east)
 
@@ -151,7 +155,7 @@ def test_a_change_left_pending_by_a_killed_service_is_verified_before_it_is_reco
     the state of before (east-0 reloaded back) and records why; the next, unrelated put then
     applies nothing that was never confirmed."""
     east, west = control_cluster.regions["east"], control_cluster.regions["west"]
-    _put_base(east)
+    put_base(east)
     before = _files(east)
 
     async def store() -> str:
@@ -187,7 +191,7 @@ def test_a_change_left_pending_by_a_killed_service_is_verified_before_it_is_reco
         ):
             control_cluster.start_control("east")
         _lift_cut(control_cluster, east)
-        _put_base(east)
+        put_base(east)
     print(f"killed mid-put: recorded {outcome[:160]}")
 
 
@@ -197,7 +201,7 @@ def test_route_names_that_reach_no_server_are_refused_every_time(
     """Item 4: `<pod>.<headless>.nowhere` at each server's cluster port names no server of the
     region (the hosts files send it where nothing listens): refused unless forced, every time."""
     east = control_cluster.regions["east"]
-    _put_base(east)
+    put_base(east)
     before = _files(east)
     names = east.spec.names
     hosts = [f"{names.pod(i)}.{names.headless_service}.nowhere" for i in range(3)]
@@ -292,7 +296,7 @@ def test_a_server_restarting_during_a_put_does_not_roll_it_back(
     put's check is reloaded and verified by its name, and the change is applied; a server
     restarting while a change is watched is followed by name too."""
     east = control_cluster.regions["east"]
-    _put_base(east)
+    put_base(east)
 
     async def run() -> tuple[str, list[str]]:
         async with transaction(control_cluster, east, Timing(verify=15)) as steps:
@@ -319,7 +323,7 @@ def test_a_server_restarting_during_a_put_does_not_roll_it_back(
         applied, found = asyncio.run(run())
     finally:
         wait_until(lambda: meshed(east), 30, "east's servers routed to one another")
-        _put_base(east)
+        put_base(east)
     print(f"restarts during a put: {applied}; watched through a restart: {found or 'applied'}")
     assert applied == "applied"
     assert found == []
