@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 from offline.stack_files import PROJECT_DIR
+from tools.python_source import parse_file
 
 PACKAGES = ("infra", "components", "services", "localnet", "offline", "tools", "bench")
 
@@ -25,7 +26,7 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         wanted: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 wanted.add(node.module)
                 wanted.update(f"{node.module}.{alias.name}" for alias in node.names)

@@ -44,6 +44,7 @@ from offline.monitor import Registration
 from offline.second_up import differences, evaluate_again, second_up
 from offline.stack_files import PROJECT_DIR, load_stack_config, stack_names
 from tests.conftest import after, named
+from tools.python_source import parse_file
 
 STACKS = stack_names()
 DYNAMIC = "pulumi-python:dynamic:Resource"
@@ -319,7 +320,7 @@ def _program_modules() -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             names: list[str] = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
@@ -336,7 +337,7 @@ def test_no_input_is_derived_from_the_clock_or_randomness(
 ) -> None:
     reads = set()
     for path in _program_modules():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.Attribute) and node.attr in _CLOCK_NAMES:
                 reads.add((str(path.relative_to(PROJECT_DIR)), ast.unparse(node)))
     assert reads == set(CLOCK_READS)

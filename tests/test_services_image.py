@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from offline.stack_files import PROJECT_DIR
+from tools.python_source import parse_file
 
 DOCKERFILE = PROJECT_DIR / "services" / "Dockerfile"
 
@@ -65,7 +66,7 @@ def test_third_party_imports_are_in_the_image_lock() -> None:
     module_to_package = {"nats": "nats_py", "pymysql": "pymysql"}
     local = {"services", "infra"}
     for source in (PROJECT_DIR / "services").glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
+        for node in ast.walk(parse_file(source)):
             names = (
                 [a.name for a in node.names]
                 if isinstance(node, ast.Import)

@@ -13,6 +13,8 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+from tools.python_source import parse_file
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PACKAGES = ("pulumi_aws", "pulumi_azure_native", "pulumi_kubernetes")
 
@@ -90,7 +92,7 @@ def _follow_imports(module: str) -> str:
 def test_every_provider_module_the_code_uses_is_analysed() -> None:
     used: dict[str, set[str]] = {}
     for path in _sources():
-        for module in _used(ast.parse(path.read_text(), str(path))):
+        for module in _used(parse_file(path)):
             used.setdefault(module, set()).add(str(path.relative_to(PROJECT_DIR)))
     assert {m.split(".")[0] for m in used} == set(PACKAGES)
     skipped = {m: sorted(files) for m, files in used.items() if _follow_imports(m) != "silent"}

@@ -19,6 +19,7 @@ from pathlib import Path
 from infra.config_base import ConfigModel
 from infra.config_model import RawStackConfig
 from infra.jetstream import JetStreamConfig
+from tools.python_source import parse_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOP_DIRS = ("infra", "components", "services", "localnet", "offline", "tools", "tests", "bench",
@@ -106,7 +107,7 @@ def _check_path(path: str, test: str, project: Path) -> list[str]:
 
 
 def _defines(path: Path, name: str) -> bool:
-    tree = ast.parse(path.read_text())
+    tree = parse_file(path)
     return any(
         isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
         for node in ast.walk(tree)
