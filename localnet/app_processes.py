@@ -23,9 +23,10 @@ from infra.region_servers import servers_setting
 from localnet.clients import served_in_region, service_env
 from localnet.database import count_records, database_env
 from localnet.options import DemoOptions
+from localnet.ports import LOOPBACK, free_port
 from localnet.processes import Record, Started, stop_with_parent
 from localnet.prometheus import LocalPrometheus, Target
-from localnet.region import LOOPBACK, LocalRegion, free_port
+from localnet.region import LocalRegion
 from offline.stack_files import PROJECT_DIR
 
 

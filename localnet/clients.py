@@ -15,7 +15,8 @@ import nats.errors
 from nats.aio.client import Client
 
 from infra.identities import MATH_OPERATIONS, IdentityName, identity
-from localnet.region import LOOPBACK, LocalRegion
+from localnet.ports import LOOPBACK
+from localnet.region import LocalRegion
 from services.calculator import subject as calculator_subject
 
 

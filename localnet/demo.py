@@ -23,9 +23,10 @@ from localnet.app_processes import AppProcesses
 from localnet.control import REGIONS_FILE
 from localnet.links import GatewayLinks
 from localnet.options import DemoOptions
+from localnet.ports import use_ports_from
 from localnet.processes import Record, stop_all
 from localnet.prometheus import LocalPrometheus, Target
-from localnet.region import LocalRegion, use_ports_from
+from localnet.region import LocalRegion
 from localnet.reloader import ConfigMapReloader
 from localnet.seed import create_seed_jetstream
 from localnet.supercluster import plan_supercluster

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from localnet.ports import LOOPBACK
 from localnet.proxy import TcpProxy
-from localnet.region import LOOPBACK, LocalRegion
+from localnet.region import LocalRegion
 
 
 def link_address(source: int, target: int) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from localnet.region import LOOPBACK, free_port
+from localnet.ports import LOOPBACK, free_port
 
 
 def available() -> bool:

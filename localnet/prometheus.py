@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from infra.alerts import rule_groups, rules_text
+from localnet.ports import LOOPBACK, free_port
 from localnet.processes import stop_with_parent
-from localnet.region import LOOPBACK, free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 # Windows and `for` here are the clusters' divided by 30: 2 minutes become 4 s.

@@ -14,7 +14,6 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -31,40 +30,10 @@ from infra.nats_values import RegionSpec, chart_values, host_port
 from infra.pki import client_spec, server_sans, server_spec, spki_pin
 from infra.runtime_files import GATEWAYS_FILE, ROUTES_FILE, RUNTIME_DIR
 from localnet.pki import Issued, issue
+from localnet.ports import LOOPBACK, free_port
 from localnet.processes import stop_with_parent
 from localnet.proxy import TcpProxy
 from services.config_check import server_binary as nats_server_binary
-
-LOOPBACK = "127.0.0.1"
-
-
-_HANDED_OUT: set[tuple[str, int]] = set()
-_PORT_BASE: list[int] = []  # empty: let the kernel choose
-
-
-def use_ports_from(base: int | None) -> None:
-    """Hand out ports upward from `base` (skipping ones in use) instead of kernel-chosen ones."""
-    _PORT_BASE[:] = [base] if base else []
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A port free now and not handed out before in this process: the kernel readily offers a
-    just-released port again, which would give two servers the same port."""
-    while True:
-        candidate = _PORT_BASE[0] if _PORT_BASE else 0
-        if _PORT_BASE:
-            _PORT_BASE[0] += 1
-            if candidate > 65535:
-                raise RuntimeError("no free port left above the configured base")
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, candidate))
-            except OSError:
-                continue  # in use: try the next one
-            port = int(probe.getsockname()[1])
-        if (host, port) not in _HANDED_OUT:
-            _HANDED_OUT.add((host, port))
-            return port
 
 
 @dataclass(frozen=True)

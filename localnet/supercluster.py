@@ -11,7 +11,8 @@ from infra.pki import ca_spec, is_ip
 from infra.region_servers import RegionRelease, route_hosts
 from localnet.links import link_address
 from localnet.pki import Issued, issue_ca
-from localnet.region import LOOPBACK, LocalRegion, free_port
+from localnet.ports import LOOPBACK, free_port
+from localnet.region import LocalRegion
 
 NAMESPACE = "nats"
 

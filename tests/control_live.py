@@ -20,7 +20,8 @@ from infra.identities import IdentityName
 from infra.put_budget import CLI_SECONDS
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
-from localnet.region import LocalRegion, free_port
+from localnet.ports import free_port
+from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
 from localnet.traffic import Traffic
 

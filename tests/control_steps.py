@@ -16,7 +16,8 @@ from typing import Any
 from infra.runtime_checks import server_urls
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
-from localnet.region import LOOPBACK, LocalRegion
+from localnet.ports import LOOPBACK
+from localnet.region import LocalRegion
 from services.config_check import ConfigChecker
 from services.control import ping
 from services.control_put import PutTransaction, Timing

@@ -25,6 +25,7 @@ import pytest
 from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
 
+from localnet.ports import PORTS_ENV, port_range
 from tests.lanes import LIVE
 
 _SHARED_SCOPES = {"session": 0, "package": 1, "module": 2}
@@ -80,8 +81,24 @@ class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is un
         return self._groups.get(nodeid, nodeid)
 
 
+def worker_ports(worker: int, workers: int, whole: tuple[int, int]) -> str:
+    """The slice of `whole` worker number `worker` picks its listening ports from (as
+    LOCALNET_PORTS), disjoint from the other workers' so that two never pick the same one."""
+    low, high = whole
+    size = (high - low + 1) // workers
+    return f"{low + worker * size}-{low + (worker + 1) * size - 1}"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and config.getoption("dist", "no") == "loadgroup":
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        # The servers a worker's tests start, in process or as programs, listen in its slice.
+        os.environ[PORTS_ENV] = worker_ports(
+            int(workerinput["workerid"].removeprefix("gw")),
+            int(workerinput["workercount"]),
+            port_range(),
+        )
+    if workerinput is None and config.getoption("dist", "no") == "loadgroup":
         config.stash[_GROUPS] = Path(tempfile.mkdtemp(prefix="pytest-groups-")) / "groups.json"
 
 

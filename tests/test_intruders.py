@@ -22,7 +22,8 @@ import pytest
 from infra.identities import IDENTITIES
 from infra.pki import SubjectAltNames, client_spec, server_spec
 from localnet.pki import issue
-from localnet.region import LOOPBACK, LocalRegion, free_port
+from localnet.ports import LOOPBACK, free_port
+from localnet.region import LocalRegion
 from localnet.supercluster import RegionPlan, plan_supercluster
 from services.config_check import server_binary as nats_server_binary
 

@@ -17,7 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from localnet.mariadb import MariaDb, available
-from localnet.region import LOOPBACK, LocalRegion, free_port
+from localnet.ports import LOOPBACK, free_port
+from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
 from tests.services_live import (
     Service,

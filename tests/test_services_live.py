@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localnet.ports import LOOPBACK, free_port
 from localnet.proxy import TcpProxy
-from localnet.region import LOOPBACK, LocalRegion, free_port
+from localnet.region import LocalRegion
 from offline.stack_files import PROJECT_DIR
 from services.calculator import OPERATIONS
 from services.connect import CLOSE_SECONDS, STOP_SECONDS

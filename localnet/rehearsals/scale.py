@@ -21,7 +21,8 @@ from infra.nats_values import chart_values
 from localnet.clients import connect_as
 from localnet.demo import Supercluster
 from localnet.options import DemoOptions
-from localnet.region import LOOPBACK, LocalRegion, ServerPorts
+from localnet.ports import LOOPBACK
+from localnet.region import LocalRegion, ServerPorts
 from localnet.rehearsals.common import (
     Report,
     Say,
