@@ -1,9 +1,9 @@
 """The nats-server facts issue 26 (every region stores its answers and holds a copy of every
 other region's) designs from, read in the pinned v2.14.2 source and checked on real servers:
 east and west, 3 + 3 servers from the project's localnet machinery, gateway links cut and
-servers SIGKILLed. The layout and the outages are in tests/regional_layout.py; the retry
-schedule of a stalled source in tests/regional_model.py; docs/notes/regional-answers.md says
-what each fact means for the design and gives the figures.
+servers SIGKILLed. The layout is in tests/regional_layout.py, the outages in
+tests/regional_outages.py, the retry schedule of a stalled source in tests/regional_model.py;
+docs/notes/regional-answers.md says what each fact means for the design and gives the figures.
 
 Source citations: nats-io/nats-server at tag v2.14.2 (1d065926bb99ed14ebe9cf6a21529d28310fc8d3).
 The live tests share one layout and run in file order.
@@ -24,7 +24,7 @@ import pytest
 from infra.identities import ANSWER_SUBJECTS
 from infra.nats_conf import to_nats_conf_text
 from services.config_check import server_binary
-from tests import regional_layout
+from tests import regional_outages
 from tests.regional_kit import (
     api,
     connect,
@@ -272,7 +272,7 @@ def test_a_cut_keeps_regional_writes_and_a_stepdown_resumes_the_copies(layout: L
     (tests/regional_model.py): an update that leaves the sources as they are does not restart
     them (stream.go 2503-2581), nor does the gateway coming back (a leafnode connecting is what
     resets them: leafnode.go 2311-2356, stream.go 3011-3058). A leader stepdown does."""
-    seen = asyncio.run(regional_layout.cut(layout))
+    seen = asyncio.run(regional_outages.cut(layout))
     print(f"cut: {seen}")
     alone = seen["alone"]  # the region without the meta leader
     # Its servers name no meta leader, or the one beyond the cut: none was elected there.
@@ -305,7 +305,7 @@ def test_a_region_killed_whole_comes_back_and_catches_up(layout: Layout) -> None
     set up afresh, catches up what the survivors took. An aggregate whose request for a source
     was lost (the survivors' during the outage; the returned one's, sent before its own
     region's stream had a leader again) gets that region's new answers once stepped down."""
-    seen = asyncio.run(regional_layout.kill(layout))
+    seen = asyncio.run(regional_outages.kill(layout))
     print(f"kill: {seen}")
     published, first_try, retries = seen["publishes"]
     assert published == first_try > 100  # not one publish in the survivors needed a retry
