@@ -22,7 +22,7 @@ from typing import Any
 
 from infra.identities import ANSWER_SUBJECTS
 from infra.jetstream import StreamSpec, stream_request
-from localnet.demo import create_seed_jetstream
+from localnet.seed import create_seed_jetstream
 from tests.regional_kit import (
     Publisher,
     TwoRegions,
