@@ -20,6 +20,7 @@ from localnet.control import run as control_run
 from localnet.database import mysql_url
 from localnet.demo import Supercluster, stop_leftovers
 from localnet.options import DEFAULT_STATE_DIR, DemoOptions
+from localnet.ports import port_range
 from localnet.processes import Record, in_use, run_exclusively, stop_all
 from localnet.showcase import demonstrate
 
@@ -150,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests must be at least 1 and --rtt-ms not negative")
     if args.port_base is not None and not 1024 <= args.port_base <= 65000:
         parser.error("--port-base must be between 1024 and 65000")
+    try:
+        port_range()  # LOCALNET_PORTS, checked before anything starts
+    except ValueError as error:
+        parser.error(str(error))
     # nats-py's TLS connections make asyncio warn on every close; not the user's business.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     mysql = None

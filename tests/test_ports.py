@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from localnet.__main__ import main as demo_main
 from localnet.ports import LOOPBACK, PORTS_ENV, free_port, port_range
 from tests.distribution import worker_ports
 
@@ -58,3 +59,14 @@ def test_each_worker_has_a_slice_of_its_own() -> None:
     for (_, high), (low, _) in itertools.pairwise(slices):
         assert high < low  # disjoint and in order
     assert all(high - low > 7_000 for low, high in slices)
+
+
+def test_the_demo_refuses_a_malformed_range_before_it_starts_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(PORTS_ENV, "abc")
+    with pytest.raises(SystemExit) as exited:
+        demo_main(["up", "--state-dir", str(tmp_path / "state")])
+    assert exited.value.code == 2
+    assert f"{PORTS_ENV}='abc': expected low-high within 1024-65535" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
