@@ -9,43 +9,20 @@ resolving when they return."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from offline.stack_files import PROJECT_DIR
-from tests.test_local_supercluster import processes_under
+from tests.test_local_supercluster import processes_under, run_demo
 
 pytestmark = pytest.mark.live
 
 
 def test_the_cloud_variant_shows_what_the_alerts_see(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "localnet",
-            "up",
-            "--cloud",
-            "--prometheus",
-            "--requests",
-            "60",
-            "--rtt-ms",
-            "0",
-            "--state-dir",
-            str(state),
-        ],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
+    out = run_demo(
+        state, "--cloud", "--prometheus", "--requests", "60", "--rtt-ms", "0", timeout=400
     )
-    out = result.stdout
-    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "NOT AS PROMISED" not in out
     # Only east's three servers run JetStream.
     assert "over 3 servers" in out

@@ -43,29 +43,23 @@ def processes_under(state_dir: Path) -> list[str]:
     return found
 
 
-def test_the_demo_runs_reports_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def run_demo(state: Path, *options: str, timeout: float) -> str:
+    """`./dev demo` with `options` run to its end: what it printed, once it exited 0."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "localnet",
-            "up",
-            "--requests",
-            "60",
-            "--rtt-ms",
-            "40",
-            "--state-dir",
-            str(state),
-        ],
+        [sys.executable, "-m", "localnet", "up", *options, "--state-dir", str(state)],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    return result.stdout
+
+
+def test_the_demo_runs_reports_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out = run_demo(state, "--requests", "60", "--rtt-ms", "40", timeout=300)
     assert "gateways connected both ways: yes" in out
     assert "over 6 servers" in out
     assert re.search(r"requests from east: 60/60 answered, 0 failed, 100% served in east", out)
