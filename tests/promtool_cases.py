@@ -54,22 +54,22 @@ def expected(name: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"exp_labels": {**spec["labels"], **labels}, "exp_annotations": annotations}
 
 
-def run_case(tmp_path: Path, name: str, case: Case) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "rules.yml").write_text(rules_text(rule_groups()))
+def promtool_test(
+    tmp_path: Path, series: dict[str, str], checks: dict[str, Any], *, rules: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """One `promtool test rules` run: `series` (one value per minute) and `checks` keyed by
+    promtool's kind of test (alert_rule_test, promql_expr_test), against the rules the code
+    generates, or none."""
+    if rules:
+        (tmp_path / "rules.yml").write_text(rules_text(rule_groups()))
     test = {
-        "rule_files": ["rules.yml"],
+        "rule_files": ["rules.yml"] if rules else [],
         "evaluation_interval": "1m",
         "tests": [
             {
                 "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
-                "alert_rule_test": [
-                    {
-                        "eval_time": case.at,
-                        "alertname": name,
-                        "exp_alerts": [expected(name, labels) for labels in case.fired],
-                    }
-                ],
+                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                **checks,
             }
         ],
     }
@@ -81,3 +81,12 @@ def run_case(tmp_path: Path, name: str, case: Case) -> subprocess.CompletedProce
         text=True,
         check=False,
     )
+
+
+def run_case(tmp_path: Path, name: str, case: Case) -> subprocess.CompletedProcess[str]:
+    check = {
+        "eval_time": case.at,
+        "alertname": name,
+        "exp_alerts": [expected(name, labels) for labels in case.fired],
+    }
+    return promtool_test(tmp_path, case.series, {"alert_rule_test": [check]})

@@ -5,14 +5,12 @@ which no rule but NatsRegionUnseen fires."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from infra.alerts import ALERTS, rule_groups, rules_text
-from tests.promtool_cases import EAST, Case, expected, fires, promtool, quiet, run_case
+from infra.alerts import ALERTS
+from tests.promtool_cases import EAST, Case, expected, fires, promtool_test, quiet, run_case
 
 CENTRAL = 'server="azure-centralus-central-0"'
 # More cases for alerts whose behaviour turns on more than one input shape.
@@ -71,7 +69,6 @@ def test_with_no_server_seen_only_the_region_unseen_alert_fires(tmp_path: Path) 
         f"supercluster_servers{{{EAST}}}": "3x5 0x20",
         f"supercluster_health_gathered_time_seconds{{{EAST}}}": "0+15x25",
     }
-    (tmp_path / "rules.yml").write_text(rules_text(rule_groups()))
     checks = [
         {
             "eval_time": "20m",
@@ -82,18 +79,5 @@ def test_with_no_server_seen_only_the_region_unseen_alert_fires(tmp_path: Path) 
         }
         for a in ALERTS
     ]
-    series = [{"series": s, "values": v} for s, v in unseen.items()]
-    test = {
-        "rule_files": ["rules.yml"],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}],
-    }
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
-    result = subprocess.run(
-        [promtool(), "test", "rules", "test.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = promtool_test(tmp_path, unseen, {"alert_rule_test": checks})
     assert result.returncode == 0, result.stdout + result.stderr

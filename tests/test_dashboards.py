@@ -5,16 +5,14 @@ the files in monitoring/ are the generated ones."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from infra.dashboards import APPLICATION, DASHBOARDS
 from offline.stack_files import PROJECT_DIR
 from tests.metric_facts import parse_query, unknown_in
-from tests.promtool_cases import promtool
+from tests.promtool_cases import promtool_test
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -126,23 +124,5 @@ def test_the_requester_panels_show_a_run_that_was_scraped_only_while_it_lingered
             "exp_samples": [{"labels": '{region="east"}', "value": 0.9}],
         }
     )
-    test = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in REQUESTER_RUN.items()],
-                "promql_expr_test": checks,
-            }
-        ],
-    }
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
-    result = subprocess.run(
-        [promtool(), "test", "rules", "test.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = promtool_test(tmp_path, REQUESTER_RUN, {"promql_expr_test": checks}, rules=False)
     assert result.returncode == 0, result.stdout + result.stderr
