@@ -3,6 +3,8 @@ then `-s west`, each region lists only the regions deployed before it as gateway
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +102,20 @@ def plan_supercluster(
             )
         )
     return regions
+
+
+@contextlib.contextmanager
+def running_supercluster(
+    workdir: Path, plans: list[RegionPlan]
+) -> Iterator[dict[str, LocalRegion]]:
+    """The planned regions' servers, started for the block and stopped after it, whatever
+    happens (a region that failed to start included), by region name."""
+    planned = plan_supercluster(workdir, plans)
+    try:
+        for region in planned:
+            region.write()
+            region.start()
+        yield {r.name: r for r in planned}
+    finally:
+        for region in planned:
+            region.stop()

@@ -24,7 +24,7 @@ from infra.pki import SubjectAltNames, client_spec, server_spec
 from localnet.pki import issue
 from localnet.ports import LOOPBACK, free_port
 from localnet.region import LocalRegion
-from localnet.supercluster import RegionPlan, plan_supercluster
+from localnet.supercluster import RegionPlan, running_supercluster
 from services.config_check import server_binary as nats_server_binary
 
 pytestmark = pytest.mark.live
@@ -32,21 +32,14 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalRegion]]:
-    planned = plan_supercluster(
+    with running_supercluster(
         tmp_path_factory.mktemp("intruders"),
         [
             RegionPlan("east", "east.lb.nats.test", "127.0.0.1", "aws-us-east-1-"),
             RegionPlan("west", "127.0.0.2", "127.0.0.2", "azure-westus-"),
         ],
-    )
-    try:
-        for region in planned:
-            region.write()
-            region.start()
-        yield {r.name: r for r in planned}
-    finally:
-        for region in planned:
-            region.stop()
+    ) as regions:
+        yield regions
 
 
 class Intruder:

@@ -23,7 +23,7 @@ from infra.identities import IDENTITIES, Identity, identity
 from infra.pki import ca_spec, client_spec
 from localnet.pki import issue, issue_ca
 from localnet.region import LocalRegion
-from localnet.supercluster import RegionPlan, plan_supercluster
+from localnet.supercluster import RegionPlan, running_supercluster
 
 pytestmark = pytest.mark.live
 
@@ -33,22 +33,15 @@ WEST_IP = "127.0.0.2"
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalRegion]]:
-    planned = plan_supercluster(
+    with running_supercluster(
         tmp_path_factory.mktemp("supercluster"),
         [
             RegionPlan("east", EAST_NAME, "127.0.0.1", "aws-us-east-1-"),
             RegionPlan("west", WEST_IP, WEST_IP, "azure-westus-"),
         ],
-    )
-    try:
-        for region in planned:
-            region.write()
-            region.start()
-        _wait_for_mesh(planned)
-        yield {r.name: r for r in planned}
-    finally:
-        for region in planned:
-            region.stop()
+    ) as regions:
+        _wait_for_mesh(list(regions.values()))
+        yield regions
 
 
 def _wait_for_mesh(regions: list[LocalRegion], timeout: float = 30.0) -> None:

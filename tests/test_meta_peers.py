@@ -14,7 +14,7 @@ from localnet.clients import admin_connection
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
 from localnet.rehearsals.scale import meta_group_of
-from localnet.supercluster import RegionPlan, plan_supercluster
+from localnet.supercluster import RegionPlan, running_supercluster
 
 
 def _reply(server: str, leader: str, others: dict[str, bool]) -> dict[str, Any]:
@@ -45,23 +45,16 @@ def test_the_group_is_read_from_its_leader_and_departed_peers_are_this_regions_o
 
 @pytest.fixture
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalRegion]]:
-    planned = plan_supercluster(
+    with running_supercluster(
         tmp_path_factory.mktemp("meta"),
         [
             RegionPlan("east", "east.lb.nats.test", "127.0.0.1", "aws-us-east-1-"),
             RegionPlan("west", "west.lb.nats.test", "127.0.0.2", "azure-westus-"),
         ],
-    )
-    try:
-        for region in planned:
-            region.write()
-            region.start()
-        east = planned[0]
+    ) as regions:
+        east = regions["east"]
         wait_until(lambda: len(meta_group_of(east).peers) == 6, 30, "a meta group of 6")
-        yield {r.name: r for r in planned}
-    finally:
-        for region in planned:
-            region.stop()
+        yield regions
 
 
 def _props(region: LocalRegion, via: LocalRegion, servers: list[str]) -> dict[str, Any]:

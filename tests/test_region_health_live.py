@@ -18,7 +18,7 @@ from infra.runtime_status import Replies, status
 from localnet.clients import connect_as
 from localnet.region import LocalRegion
 from localnet.rehearsals.common import wait_until
-from localnet.supercluster import RegionPlan, plan_supercluster
+from localnet.supercluster import RegionPlan, running_supercluster
 from services.control import ping
 
 pytestmark = pytest.mark.live
@@ -29,21 +29,14 @@ WRITE_SECONDS = 12.0
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LocalRegion]]:
-    planned = plan_supercluster(
+    with running_supercluster(
         tmp_path_factory.mktemp("health"),
         [
             RegionPlan("east", "east.lb.nats.test", "127.0.0.1", "aws-us-east-1-"),
             RegionPlan("west", "west.lb.nats.test", "127.0.0.2", "azure-westus-", jetstream=False),
         ],
-    )
-    try:
-        for region in planned:
-            region.write()
-            region.start()
-        yield {r.name: r for r in planned}
-    finally:
-        for region in planned:
-            region.stop()
+    ) as regions:
+        yield regions
 
 
 def gather(region: LocalRegion, wait: float = 1.0) -> Replies:
